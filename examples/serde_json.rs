@@ -1,0 +1,2 @@
+//! quickstart (being written)
+fn main() {}

@@ -1,0 +1,1 @@
+//! memcache-core (being written)

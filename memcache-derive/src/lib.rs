@@ -1,0 +1,1 @@
+//! memcache-derive (being written)

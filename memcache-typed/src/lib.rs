@@ -1,0 +1,1 @@
+//! memcache-typed (being written)

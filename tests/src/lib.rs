@@ -1,0 +1,1 @@
+//! memcache-tests (being written)
