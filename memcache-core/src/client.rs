@@ -1,0 +1,154 @@
+//! [`Client`] and the shared machinery its commands use.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use crate::config::{ClientBuilder, Config};
+use crate::connection::{Connection, Request};
+use crate::error::{Error, Result, TimeoutKind};
+use crate::protocol::response::{Expect, Response};
+
+/// A memcached client: cheap to clone, safe to share between tasks.
+///
+/// Every clone talks through the same connection, whose driver task pipelines the requests
+/// of all callers (see the crate docs, *Pipelining*). Each command is a builder: set its
+/// options, then `.await` it.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), memcache_core::Error> {
+/// let client = memcache_core::Client::builder().server("127.0.0.1:11211").build()?;
+/// client.set("greeting", "hello").ttl(60).await?;
+/// let hit = client.get("greeting").await?;
+/// assert_eq!(hit.map(|v| v.data), Some("hello".into()));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Arc<Config>,
+    connection: Connection,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.config.server)
+            .field("timeout", &self.inner.config.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder with every setting at its default.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    pub(crate) fn from_config(config: Config) -> Self {
+        let config = Arc::new(config);
+        Client {
+            inner: Arc::new(Inner {
+                connection: Connection::new(Arc::clone(&config)),
+                config,
+            }),
+        }
+    }
+
+    /// The prefix put in front of every key (empty when none is set).
+    pub fn key_prefix(&self) -> &[u8] {
+        self.inner.config.keys.prefix()
+    }
+
+    /// Whether errors on the read path become misses (see [`ClientBuilder::ignore_exc`]).
+    pub fn ignore_exc(&self) -> bool {
+        self.inner.config.ignore_exc
+    }
+
+    /// Whether the store commands use `noreply` unless told otherwise
+    /// (see [`ClientBuilder::default_noreply`]).
+    pub fn default_noreply(&self) -> bool {
+        self.inner.config.default_noreply
+    }
+
+    /// The per-command timeout (see [`ClientBuilder::timeout`]).
+    pub fn timeout(&self) -> std::time::Duration {
+        self.inner.config.timeout
+    }
+}
+
+impl Inner {
+    /// Sends a request that expects a reply and waits for it, within the request timeout.
+    /// Server-reported errors come back as `Err`.
+    pub(crate) async fn request(&self, bytes: Bytes, expect: Expect) -> Result<Response> {
+        let (slot, reply) = oneshot::channel();
+        let exchange = async {
+            self.connection
+                .send(Request {
+                    bytes,
+                    reply: Some((expect, slot)),
+                })
+                .await?;
+            reply.await.unwrap_or(Err(Error::UnexpectedClose))
+        };
+        match tokio::time::timeout(self.config.timeout, exchange).await {
+            Ok(Ok(Response::Failed(error))) => Err(error),
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// Hands a noreply request to the connection; resolves once the connection has it.
+    pub(crate) async fn send_noreply(&self, bytes: Bytes) -> Result<()> {
+        let send = self.connection.send(Request { bytes, reply: None });
+        match tokio::time::timeout(self.config.timeout, send).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
+        self.connection.quit(bytes).await
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            kind: TimeoutKind::Request,
+            after: self.config.timeout,
+        }
+    }
+
+    /// On the read path with `ignore_exc`, an error (other than illegal input) is a miss.
+    pub(crate) fn miss_on_error<T: Default>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(error) if self.config.ignore_exc && !error.is_illegal_input() => {
+                tracing::debug!(%error, "ignore_exc: treating the error as a miss");
+                Ok(T::default())
+            }
+            other => other,
+        }
+    }
+
+    /// The noreply setting for a store-like command: the call's own, else the client's.
+    pub(crate) fn noreply(&self, call: Option<bool>) -> bool {
+        call.unwrap_or(self.config.default_noreply)
+    }
+
+    /// A fresh request buffer.
+    pub(crate) fn buffer(capacity: usize) -> BytesMut {
+        BytesMut::with_capacity(capacity)
+    }
+}
+
+/// The error for a response whose shape does not fit the command (a bug on one side or the
+/// other; reported, never guessed at).
+pub(crate) fn mismatched(response: &Response) -> Error {
+    let mut text = format!("{response:?}");
+    text.truncate(120);
+    Error::UnknownResponse(format!("response does not fit the command: {text}"))
+}

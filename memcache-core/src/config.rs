@@ -1,0 +1,304 @@
+//! Client configuration: [`ClientBuilder`] and the server address.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::KeyRules;
+
+/// Default for [`ClientBuilder::connect_timeout`]: 1 second.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default for [`ClientBuilder::timeout`]: 1 second.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default for [`ClientBuilder::max_value_size`]: 1 MiB, memcached's default item size.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 1024 * 1024;
+/// The memcached port used when an address has none.
+pub const DEFAULT_PORT: u16 = 11211;
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerAddr {
+    /// A TCP address: a host name or IP address and a port.
+    Tcp {
+        /// Host name, IPv4 or IPv6 address (without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl ServerAddr {
+    /// Parses `"host:port"`, `"host"` (port 11211), `"[v6]:port"`, `"[v6]"`, or a unix socket
+    /// path (`"/path/to/sock"` or `"unix:/path/to/sock"`).
+    ///
+    /// # Errors
+    /// [`Error::Address`] when the text is none of these.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::Address {
+            addr: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(path) = text.strip_prefix("unix:").or_else(|| {
+            if text.starts_with('/') {
+                Some(text)
+            } else {
+                None
+            }
+        }) {
+            if path.is_empty() {
+                return Err(bad("empty unix socket path"));
+            }
+            return Ok(ServerAddr::Unix(PathBuf::from(path)));
+        }
+        let parse_port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| bad("the port is not a number from 0 to 65535"))
+        };
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
+            let port = match after {
+                "" => DEFAULT_PORT,
+                _ => parse_port(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':port' after ']'"))?,
+                )?,
+            };
+            (host, port)
+        } else {
+            match text.rsplit_once(':') {
+                Some((host, _)) if host.contains(':') => {
+                    return Err(bad("an IPv6 address needs brackets: [addr]:port"))
+                }
+                Some((host, port)) => (host, parse_port(port)?),
+                None => (text, DEFAULT_PORT),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad("empty or malformed host"));
+        }
+        Ok(ServerAddr::Tcp {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            ServerAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            ServerAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Settings shared by every connection of a client.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) server: ServerAddr,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) no_delay: bool,
+    pub(crate) tcp_keepalive: Option<Duration>,
+    pub(crate) ignore_exc: bool,
+    pub(crate) default_noreply: bool,
+    pub(crate) max_value_size: usize,
+    pub(crate) keys: KeyRules,
+}
+
+/// Builds a [`Client`]. Every setting has a documented default; [`build`](Self::build) does
+/// no I/O (the first command connects).
+///
+/// ```
+/// use std::time::Duration;
+/// use memcache_core::Client;
+///
+/// let client = Client::builder()
+///     .server("127.0.0.1:11211")
+///     .connect_timeout(Duration::from_millis(500))
+///     .timeout(Duration::from_millis(200))
+///     .key_prefix("app:")
+///     .build()?;
+/// # Ok::<(), memcache_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ClientBuilder {
+    server: Option<String>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    no_delay: bool,
+    tcp_keepalive: Option<Duration>,
+    ignore_exc: bool,
+    key_prefix: Vec<u8>,
+    default_noreply: bool,
+    allow_unicode_keys: bool,
+    max_value_size: usize,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            server: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            no_delay: true,
+            tcp_keepalive: None,
+            ignore_exc: false,
+            key_prefix: Vec::new(),
+            default_noreply: true,
+            allow_unicode_keys: false,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The server: `"host:port"`, `"host"` (port 11211), `"[v6]:port"`, or a unix socket path
+    /// (`"/run/memcached.sock"` or `"unix:/run/memcached.sock"`). Required.
+    pub fn server(mut self, addr: impl Into<String>) -> Self {
+        self.server = Some(addr.into());
+        self
+    }
+
+    /// How long opening a connection may take. Default: 1 s ([`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
+    }
+
+    /// How long one command may take from the caller's point of view, including waiting for a
+    /// connection. Default: 1 s ([`DEFAULT_TIMEOUT`]). A connection whose oldest outstanding
+    /// request has waited longer than this is closed and its requests fail.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = limit;
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on connections. Default: on (requests are batched by the
+    /// connection's writer, so Nagle's algorithm only adds latency).
+    pub fn no_delay(mut self, on: bool) -> Self {
+        self.no_delay = on;
+        self
+    }
+
+    /// Enables TCP keepalive probes after this much idle time. Default: off.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp_keepalive = idle;
+        self
+    }
+
+    /// Turns errors on the read path (get, gets, get_many, gets_many, gat, gats, stats) into
+    /// misses (empty results), as pymemcache's `ignore_exc`. Illegal input still fails, and
+    /// writes still report errors. Default: off.
+    pub fn ignore_exc(mut self, on: bool) -> Self {
+        self.ignore_exc = on;
+        self
+    }
+
+    /// A prefix put in front of every key on the wire (and counted in the 250-byte limit).
+    /// Results are keyed without it. Default: none.
+    pub fn key_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
+        self.key_prefix = prefix.as_ref().to_vec();
+        self
+    }
+
+    /// Whether set, set_many, add, replace, append, prepend, delete, delete_many, touch and
+    /// flush_all use `noreply` unless a call says otherwise. Default: on, as pymemcache. cas,
+    /// incr and decr always default to waiting for the reply.
+    pub fn default_noreply(mut self, on: bool) -> Self {
+        self.default_noreply = on;
+        self
+    }
+
+    /// Allows non-ASCII bytes in keys (memcached accepts them; whitespace and control bytes
+    /// stay forbidden). Default: off, as pymemcache.
+    pub fn allow_unicode_keys(mut self, on: bool) -> Self {
+        self.allow_unicode_keys = on;
+        self
+    }
+
+    /// The largest value the client accepts in a response. A response announcing a larger
+    /// value fails its connection without allocating. Default: 1 MiB
+    /// ([`DEFAULT_MAX_VALUE_SIZE`]), memcached's default item size limit.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Builds the client. No I/O happens here.
+    ///
+    /// # Errors
+    /// [`Error::Address`] when no server is set or its address does not parse;
+    /// [`Error::IllegalInput`] when the key prefix breaks the key rules.
+    pub fn build(self) -> Result<Client> {
+        let server = self.server.as_deref().ok_or_else(|| Error::Address {
+            addr: String::new(),
+            reason: "no server set: call ClientBuilder::server".to_owned(),
+        })?;
+        let config = Config {
+            server: ServerAddr::parse(server)?,
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            no_delay: self.no_delay,
+            tcp_keepalive: self.tcp_keepalive,
+            ignore_exc: self.ignore_exc,
+            default_noreply: self.default_noreply,
+            max_value_size: self.max_value_size,
+            keys: KeyRules::new(&self.key_prefix, self.allow_unicode_keys)?,
+        };
+        Ok(Client::from_config(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        let tcp = |h: &str, p| ServerAddr::Tcp {
+            host: h.to_owned(),
+            port: p,
+        };
+        let cases = [
+            ("127.0.0.1:11211", tcp("127.0.0.1", 11211)),
+            ("localhost", tcp("localhost", 11211)),
+            ("cache.example:1", tcp("cache.example", 1)),
+            ("[::1]:5000", tcp("::1", 5000)),
+            ("[::1]", tcp("::1", 11211)),
+            ("/tmp/mc.sock", ServerAddr::Unix("/tmp/mc.sock".into())),
+            ("unix:/tmp/mc.sock", ServerAddr::Unix("/tmp/mc.sock".into())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(ServerAddr::parse(text).unwrap(), want, "{text}");
+        }
+        for bad in [
+            "",
+            "::1",
+            "host:port",
+            "host:99999",
+            "[::1",
+            "[::1]x",
+            " :1",
+            "unix:",
+        ] {
+            assert!(ServerAddr::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert_eq!(tcp("::1", 5).to_string(), "[::1]:5");
+    }
+}

@@ -1,0 +1,423 @@
+//! One socket, owned by one driver task, carrying the requests of many callers.
+//!
+//! Callers hand a [`Request`] (encoded bytes, and for a request that expects a reply: the
+//! reply's shape and a oneshot slot) to the driver through a bounded channel. The driver:
+//!
+//! - pulls everything queued and writes it with as few `writev` calls as the socket allows
+//!   (auto-pipelining: no timer, no added delay; batches form under load by themselves);
+//! - keeps a FIFO of slots for the requests that expect a reply; memcached answers the
+//!   requests of one connection in order, so each complete response fills the oldest slot;
+//! - completes a slot whose caller has gone (timed out, dropped its future) all the same,
+//!   discarding the response, so the stream never gets out of step;
+//! - on any I/O or protocol error, or when the oldest slot has waited longer than the
+//!   request timeout, fails every outstanding request with that error and ends; the next
+//!   request opens a new connection.
+//!
+//! The driver is generic over the byte stream, so TCP and unix sockets share every line of
+//! the pipelining code.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{Config, ServerAddr};
+use crate::error::{Error, Result, TimeoutKind};
+use crate::protocol::response::{Decoder, Expect, Response};
+
+/// How many requests may wait in a connection's channel before callers wait for room.
+const CHANNEL_CAPACITY: usize = 1024;
+/// Stop taking requests from the channel while this many bytes wait to be written.
+const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Most buffers handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Smallest free room in the read buffer before reading.
+const READ_ROOM: usize = 8 * 1024;
+/// Rounds of (take requests, write, read) one poll may do before yielding.
+const ROUNDS_PER_POLL: usize = 32;
+
+/// Where the reply to a request goes.
+pub(crate) type ReplySlot = oneshot::Sender<Result<Response>>;
+
+/// A request on its way to the driver.
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// The complete encoded command(s).
+    pub(crate) bytes: Bytes,
+    /// The reply's shape and where it goes; `None` for noreply requests, which get none.
+    pub(crate) reply: Option<(Expect, ReplySlot)>,
+}
+
+/// The client side of one server's connection: hands requests to its driver, opening a
+/// new connection (and driver) when there is none or the last one has ended.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    config: Arc<Config>,
+    current: Mutex<Option<mpsc::Sender<Request>>>,
+}
+
+impl Connection {
+    /// A connection that opens on first use.
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Connection {
+            config,
+            current: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<mpsc::Sender<Request>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands `request` to the driver. Resolves once the driver has it (it may still be
+    /// unwritten); waits only when the channel is full.
+    pub(crate) async fn send(&self, request: Request) -> Result<()> {
+        let (sender, request) = {
+            let mut current = self.lock();
+            let mut request = request;
+            // At most two tries: the live driver, then a fresh one if it had just ended.
+            let mut fresh = false;
+            loop {
+                let sender = match current.as_ref() {
+                    Some(sender) if !sender.is_closed() => sender,
+                    _ => {
+                        fresh = true;
+                        current.insert(self.open())
+                    }
+                };
+                match sender.try_send(request) {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::TrySendError::Full(back)) => break (sender.clone(), back),
+                    Err(mpsc::error::TrySendError::Closed(back)) if !fresh => {
+                        *current = None;
+                        request = back;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err(Error::UnexpectedClose)
+                    }
+                }
+            }
+        };
+        sender
+            .send(request)
+            .await
+            .map_err(|_| Error::UnexpectedClose)
+    }
+
+    /// Sends `quit` on the current connection, if any, and forgets it: later requests open
+    /// a new connection. Requests already queued on it are answered first.
+    pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
+        let sender = self.lock().take();
+        if let Some(sender) = sender {
+            // A driver that has already ended needs no quit.
+            let _ = sender.send(Request { bytes, reply: None }).await;
+        }
+        Ok(())
+    }
+
+    fn open(&self) -> mpsc::Sender<Request> {
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(run(Arc::clone(&self.config), receiver));
+        sender
+    }
+}
+
+/// Connects, then drives the connection until it ends.
+async fn run(config: Arc<Config>, mut requests: mpsc::Receiver<Request>) {
+    let error = match open_stream(&config).await {
+        Ok(Stream::Tcp(stream)) => return Driver::new(stream, requests, &config).await,
+        Ok(Stream::Unix(stream)) => return Driver::new(stream, requests, &config).await,
+        Err(error) => error,
+    };
+    tracing::debug!(server = %config.server, %error, "connect failed");
+    fail_queued(&mut requests, &error);
+}
+
+/// The transports a connection can run over.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn open_stream(config: &Config) -> Result<Stream> {
+    let connect = async {
+        match &config.server {
+            ServerAddr::Tcp { host, port } => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                tune_tcp(&stream, config)?;
+                Ok(Stream::Tcp(stream))
+            }
+            ServerAddr::Unix(path) => {
+                Ok(Stream::Unix(tokio::net::UnixStream::connect(path).await?))
+            }
+        }
+    };
+    let limit = config.connect_timeout;
+    tokio::time::timeout(limit, connect)
+        .await
+        .unwrap_or(Err(Error::Timeout {
+            kind: TimeoutKind::Connect,
+            after: limit,
+        }))
+}
+
+fn tune_tcp(stream: &tokio::net::TcpStream, config: &Config) -> Result<()> {
+    stream.set_nodelay(config.no_delay)?;
+    if let Some(idle) = config.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+/// Closes the channel and fails every request still in it.
+fn fail_queued(requests: &mut mpsc::Receiver<Request>, error: &Error) {
+    requests.close();
+    while let Ok(request) = requests.try_recv() {
+        if let Some((_, slot)) = request.reply {
+            let _ = slot.send(Err(error.clone()));
+        }
+    }
+}
+
+/// A request written (or being written) whose reply has not been read yet.
+#[derive(Debug)]
+struct Pending {
+    expect: Expect,
+    slot: ReplySlot,
+    since: Instant,
+}
+
+/// The future that owns one socket.
+struct Driver<S> {
+    stream: S,
+    requests: mpsc::Receiver<Request>,
+    /// `false` once every handle is gone (the channel returned `None`).
+    open: bool,
+    out: VecDeque<Bytes>,
+    out_len: usize,
+    needs_flush: bool,
+    input: BytesMut,
+    pending: VecDeque<Pending>,
+    decoder: Decoder,
+    timeout: std::time::Duration,
+    timer: Pin<Box<Sleep>>,
+    timer_armed: bool,
+    server: String,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    fn new(stream: S, requests: mpsc::Receiver<Request>, config: &Config) -> Self {
+        Driver {
+            stream,
+            requests,
+            open: true,
+            out: VecDeque::new(),
+            out_len: 0,
+            needs_flush: false,
+            input: BytesMut::with_capacity(READ_ROOM * 2),
+            pending: VecDeque::new(),
+            decoder: Decoder::new(config.max_value_size),
+            timeout: config.timeout,
+            timer: Box::pin(tokio::time::sleep(config.timeout)),
+            timer_armed: false,
+            server: config.server.to_string(),
+        }
+    }
+
+    /// Takes queued requests into the write queue. Returns whether it took any.
+    fn intake(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut took = false;
+        let mut now = None;
+        while self.open && self.out_len < WRITE_HIGH_WATER {
+            match self.requests.poll_recv(cx) {
+                Poll::Ready(Some(request)) => {
+                    took = true;
+                    if let Some((expect, slot)) = request.reply {
+                        let since = *now.get_or_insert_with(Instant::now);
+                        self.pending.push_back(Pending {
+                            expect,
+                            slot,
+                            since,
+                        });
+                    }
+                    self.out_len += request.bytes.len();
+                    self.out.push_back(request.bytes);
+                }
+                Poll::Ready(None) => self.open = false,
+                Poll::Pending => break,
+            }
+        }
+        took
+    }
+
+    /// Writes as much of the write queue as the socket takes.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.out.iter()) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]) {
+                Poll::Ready(Ok(0)) => {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into())
+                }
+                Poll::Ready(Ok(mut written)) => {
+                    wrote = true;
+                    self.needs_flush = true;
+                    self.out_len -= written;
+                    while written > 0 {
+                        let Some(front) = self.out.front_mut() else {
+                            break;
+                        };
+                        if front.len() <= written {
+                            written -= front.len();
+                            self.out.pop_front();
+                        } else {
+                            front.advance(written);
+                            written = 0;
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => break,
+            }
+        }
+        if self.needs_flush && self.out.is_empty() {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => {}
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Reads what the socket has and completes every response it finishes.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+        if self.input.capacity() - self.input.len() < READ_ROOM {
+            self.input.reserve(READ_ROOM * 4);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.input) {
+            Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
+            Poll::Ready(Ok(_)) => {
+                self.dispatch()?;
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(e.into()),
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    fn dispatch(&mut self) -> Result<()> {
+        while let Some(oldest) = self.pending.front() {
+            match self.decoder.decode(&mut self.input, oldest.expect)? {
+                Some(response) => {
+                    if let Some(done) = self.pending.pop_front() {
+                        // The caller may have given up; the response is then dropped.
+                        let _ = done.slot.send(Ok(response));
+                    }
+                }
+                None => return Ok(()),
+            }
+        }
+        if self.input.is_empty() {
+            Ok(())
+        } else {
+            let shown: String = String::from_utf8_lossy(&self.input[..self.input.len().min(80)])
+                .chars()
+                .collect();
+            Err(Error::UnknownResponse(format!(
+                "data with no request waiting for it: {shown:?}"
+            )))
+        }
+    }
+
+    /// Fails the connection when its oldest request has waited longer than the timeout.
+    fn check_timer(&mut self, cx: &mut Context<'_>) -> Result<()> {
+        let Some(oldest) = self.pending.front() else {
+            self.timer_armed = false;
+            return Ok(());
+        };
+        let deadline = oldest.since + self.timeout;
+        if !self.timer_armed {
+            self.timer.as_mut().reset(deadline);
+            self.timer_armed = true;
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    kind: TimeoutKind::Request,
+                    after: self.timeout,
+                });
+            }
+            // The request the timer was set for has been answered: follow the new oldest.
+            self.timer.as_mut().reset(deadline);
+        }
+        Ok(())
+    }
+
+    /// One poll's worth of work. `Ok(true)`: the connection is finished.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let took = self.intake(cx);
+            let wrote = self.write(cx)?;
+            let read = self.read(cx)?;
+            if !self.open && self.pending.is_empty() && self.out.is_empty() {
+                return Ok(true);
+            }
+            if !(took || wrote || read) {
+                self.check_timer(cx)?;
+                return Ok(false);
+            }
+        }
+        cx.waker().wake_by_ref();
+        self.check_timer(cx)?;
+        Ok(false)
+    }
+
+    fn fail(&mut self, error: &Error) {
+        if self.pending.is_empty() && matches!(error, Error::UnexpectedClose) {
+            tracing::debug!(server = %self.server, "connection closed by the server while idle");
+        } else {
+            tracing::warn!(
+                server = %self.server,
+                %error,
+                outstanding = self.pending.len(),
+                "connection failed; failing its outstanding requests"
+            );
+        }
+        for pending in self.pending.drain(..) {
+            let _ = pending.slot.send(Err(error.clone()));
+        }
+        fail_queued(&mut self.requests, error);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Driver<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match this.drive(cx) {
+            Ok(false) => Poll::Pending,
+            Ok(true) => Poll::Ready(()),
+            Err(error) => {
+                this.fail(&error);
+                Poll::Ready(())
+            }
+        }
+    }
+}

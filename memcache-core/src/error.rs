@@ -1,0 +1,204 @@
+//! The one error type of this crate.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a command could not be carried out.
+///
+/// Ordinary outcomes are not errors: a miss is `Ok(None)`, `NOT_STORED` is `Ok(false)`,
+/// `EXISTS` / `NOT_FOUND` on `cas` are [`CasOutcome`](crate::CasOutcome) values.
+///
+/// The variants mirror pymemcache's exceptions (see the crate docs for the table). Prefer the
+/// predicates ([`is_timeout`](Error::is_timeout), [`is_connection_error`](Error::is_connection_error),
+/// ...) to matching on variants: new variants may be added.
+///
+/// `Error` is `Clone`: when a connection fails, every request outstanding on it receives the
+/// same error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered `ERROR`: it does not know the command (pymemcache's
+    /// `MemcacheUnknownCommandError`). Seen when a proxy or an old server lacks a command.
+    #[error("the server does not know this command (ERROR)")]
+    UnknownCommand,
+
+    /// The server answered `CLIENT_ERROR <message>` (pymemcache's `MemcacheClientError`), for
+    /// example `incr` on a value that is not a number.
+    #[error("the server rejected the request: CLIENT_ERROR {0}")]
+    Client(String),
+
+    /// The server answered `SERVER_ERROR <message>` (pymemcache's `MemcacheServerError`), for
+    /// example `object too large for cache` or `out of memory storing object`.
+    #[error("the server failed the request: SERVER_ERROR {0}")]
+    Server(String),
+
+    /// The server sent something that is not a valid response to the request (pymemcache's
+    /// `MemcacheUnknownError`). The connection is closed: it can no longer be trusted.
+    #[error("unexpected response from the server: {0}")]
+    UnknownResponse(String),
+
+    /// A response announced a value larger than the client's
+    /// [`max_value_size`](crate::ClientBuilder::max_value_size). Nothing was allocated for it
+    /// and the connection is closed.
+    #[error("the server announced a {size}-byte value, over the {max}-byte limit")]
+    ValueTooLarge {
+        /// The size the server announced.
+        size: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+
+    /// The server closed the connection (pymemcache's `MemcacheUnexpectedCloseError`).
+    #[error("the server closed the connection")]
+    UnexpectedClose,
+
+    /// The request was refused before anything was sent (pymemcache's
+    /// `MemcacheIllegalInputError`): a bad key or a bad argument.
+    #[error("illegal input: {0}")]
+    IllegalInput(#[from] IllegalInput),
+
+    /// Connecting, or the whole command, took longer than the configured limit.
+    #[error("{kind} timed out after {after:?}")]
+    Timeout {
+        /// Whether connecting or the command itself timed out.
+        kind: TimeoutKind,
+        /// The limit that was exceeded.
+        after: Duration,
+    },
+
+    /// An I/O error on the connection (pymemcache's `socket.error`).
+    #[error("I/O error: {0}")]
+    Io(Arc<io::Error>),
+
+    /// The server address could not be parsed or resolved.
+    #[error("bad server address {addr:?}: {reason}")]
+    Address {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What timed out: see [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Opening the connection (`connect_timeout`).
+    Connect,
+    /// The command, from the caller's point of view (`timeout`).
+    Request,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connecting",
+            TimeoutKind::Request => "the request",
+        })
+    }
+}
+
+/// Input refused before a byte was written: see [`Error::IllegalInput`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IllegalInput {
+    /// A key broke one of memcached's key rules.
+    #[error("key {key:?} {rule}")]
+    Key {
+        /// The offending key (lossily decoded for display), without the client's prefix.
+        key: String,
+        /// The rule it broke.
+        rule: KeyRule,
+    },
+    /// A non-key argument is not acceptable (for example a `get_many` with no keys).
+    #[error("{0}")]
+    Argument(String),
+}
+
+/// The key rule a key broke: see [`IllegalInput::Key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRule {
+    /// The key is empty.
+    #[error("is empty")]
+    Empty,
+    /// The key, with the client's key prefix, is longer than 250 bytes.
+    #[error("is {len} bytes with the key prefix, over memcached's 250-byte limit")]
+    TooLong {
+        /// The length including the prefix.
+        len: usize,
+    },
+    /// The key contains a space, a control byte or DEL (0x00-0x20, 0x7f).
+    #[error("contains the forbidden byte 0x{byte:02x} at offset {offset} (whitespace or control)")]
+    ForbiddenByte {
+        /// The byte.
+        byte: u8,
+        /// Where it is in the key (without the prefix).
+        offset: usize,
+    },
+    /// The key contains a non-ASCII byte and the client does not allow unicode keys.
+    #[error(
+        "contains the non-ASCII byte 0x{byte:02x} at offset {offset} (see allow_unicode_keys)"
+    )]
+    NonAscii {
+        /// The byte.
+        byte: u8,
+        /// Where it is in the key (without the prefix).
+        offset: usize,
+    },
+}
+
+impl Error {
+    /// `true` for a timeout, connecting or waiting for the response.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// `true` when the connection failed or was closed: I/O errors, unexpected close,
+    /// timeouts, and responses that made the connection untrustworthy. The next command
+    /// opens a new connection.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Io(_)
+                | Error::UnexpectedClose
+                | Error::Timeout { .. }
+                | Error::UnknownResponse(_)
+                | Error::ValueTooLarge { .. }
+        )
+    }
+
+    /// `true` when the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).
+    /// The connection stays usable.
+    pub fn is_server_error(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownCommand | Error::Client(_) | Error::Server(_)
+        )
+    }
+
+    /// `true` when the input was refused before anything was sent.
+    pub fn is_illegal_input(&self) -> bool {
+        matches!(self, Error::IllegalInput(_))
+    }
+
+    /// The server's message for `CLIENT_ERROR` / `SERVER_ERROR`.
+    pub fn server_message(&self) -> Option<&str> {
+        match self {
+            Error::Client(m) | Error::Server(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}

@@ -1,0 +1,185 @@
+//! The one place keys are validated and prefixed.
+//!
+//! memcached's ASCII protocol separates tokens with spaces and ends commands with `\r\n`, so a
+//! key with whitespace or control bytes would change the command itself (`"k\r\nflush_all"`
+//! would run `flush_all`). Every key is checked here before any byte of its command is
+//! encoded, and a batch is checked whole before any of it is encoded.
+
+use crate::error::{Error, IllegalInput, KeyRule};
+
+/// memcached's key length limit, in bytes.
+pub const MAX_KEY_LEN: usize = 250;
+
+/// The key rules of one client: its prefix and whether non-ASCII bytes are allowed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyRules {
+    prefix: Box<[u8]>,
+    allow_unicode: bool,
+}
+
+impl KeyRules {
+    /// Rules with this prefix; the prefix itself must obey the byte rules.
+    pub(crate) fn new(prefix: &[u8], allow_unicode: bool) -> Result<Self, Error> {
+        let rules = KeyRules {
+            prefix: Box::default(),
+            allow_unicode,
+        };
+        if !prefix.is_empty() {
+            rules.check(prefix)?;
+        }
+        Ok(KeyRules {
+            prefix: prefix.into(),
+            allow_unicode,
+        })
+    }
+
+    /// The prefix put in front of every key.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// Checks `key` (without the prefix) against every rule.
+    pub(crate) fn check(&self, key: &[u8]) -> Result<(), Error> {
+        let rule = if key.is_empty() {
+            Some(KeyRule::Empty)
+        } else if self.prefix.len() + key.len() > MAX_KEY_LEN {
+            Some(KeyRule::TooLong {
+                len: self.prefix.len() + key.len(),
+            })
+        } else {
+            self.bad_byte(key)
+        };
+        match rule {
+            None => Ok(()),
+            Some(rule) => Err(Error::IllegalInput(IllegalInput::Key {
+                key: String::from_utf8_lossy(key).into_owned(),
+                rule,
+            })),
+        }
+    }
+
+    fn bad_byte(&self, key: &[u8]) -> Option<KeyRule> {
+        let offset = key
+            .iter()
+            .position(|&b| b <= b' ' || b == 0x7f || (b >= 0x80 && !self.allow_unicode))?;
+        let byte = key[offset];
+        Some(if byte >= 0x80 {
+            KeyRule::NonAscii { byte, offset }
+        } else {
+            KeyRule::ForbiddenByte { byte, offset }
+        })
+    }
+
+    /// Length of `key` on the wire, prefix included.
+    pub(crate) fn wire_len(&self, key: &[u8]) -> usize {
+        self.prefix.len() + key.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(rules: &KeyRules, key: &[u8]) -> Option<KeyRule> {
+        match rules.check(key) {
+            Ok(()) => None,
+            Err(Error::IllegalInput(IllegalInput::Key { rule, .. })) => Some(rule),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
+    #[test]
+    fn key_rules_table() {
+        let plain = KeyRules::new(b"", false).unwrap();
+        let long = vec![b'a'; 250];
+        let too_long = vec![b'a'; 251];
+        let cases: &[(&[u8], Option<KeyRule>)] = &[
+            (b"user:42", None),
+            (&long, None),
+            (&too_long, Some(KeyRule::TooLong { len: 251 })),
+            (b"", Some(KeyRule::Empty)),
+            (
+                b"a b",
+                Some(KeyRule::ForbiddenByte {
+                    byte: b' ',
+                    offset: 1,
+                }),
+            ),
+            (
+                b"a\tb",
+                Some(KeyRule::ForbiddenByte {
+                    byte: b'\t',
+                    offset: 1,
+                }),
+            ),
+            (
+                b"a\rb",
+                Some(KeyRule::ForbiddenByte {
+                    byte: b'\r',
+                    offset: 1,
+                }),
+            ),
+            (
+                b"a\nb",
+                Some(KeyRule::ForbiddenByte {
+                    byte: b'\n',
+                    offset: 1,
+                }),
+            ),
+            (b"\0", Some(KeyRule::ForbiddenByte { byte: 0, offset: 0 })),
+            (
+                b"a\x7f",
+                Some(KeyRule::ForbiddenByte {
+                    byte: 0x7f,
+                    offset: 1,
+                }),
+            ),
+            (
+                b"k\r\nflush_all",
+                Some(KeyRule::ForbiddenByte {
+                    byte: b'\r',
+                    offset: 1,
+                }),
+            ),
+            (
+                "caf\u{e9}".as_bytes(),
+                Some(KeyRule::NonAscii {
+                    byte: 0xc3,
+                    offset: 3,
+                }),
+            ),
+            (b"~!@#$%^&*()_+{}|:\"<>?", None),
+        ];
+        for (key, want) in cases {
+            assert_eq!(
+                rule(&plain, key),
+                *want,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    #[test]
+    fn prefix_counts_towards_the_limit() {
+        let rules = KeyRules::new(b"app:", false).unwrap();
+        assert_eq!(rule(&rules, &[b'a'; 246]), None);
+        assert_eq!(
+            rule(&rules, &[b'a'; 247]),
+            Some(KeyRule::TooLong { len: 251 })
+        );
+        assert_eq!(rules.wire_len(b"abc"), 7);
+    }
+
+    #[test]
+    fn unicode_allowed_when_asked() {
+        let rules = KeyRules::new(b"", true).unwrap();
+        assert_eq!(rule(&rules, "caf\u{e9}".as_bytes()), None);
+        assert!(rule(&rules, "caf\u{e9} x".as_bytes()).is_some());
+    }
+
+    #[test]
+    fn bad_prefix_is_refused() {
+        assert!(KeyRules::new(b"a b", false).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The memcached text protocol without I/O: requests to bytes, bytes to responses.
+//!
+//! Nothing here touches a socket or a runtime, so every part is tested with byte fixtures,
+//! including responses split at every byte boundary.
+
+pub(crate) mod request;
+pub(crate) mod response;

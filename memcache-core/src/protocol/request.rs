@@ -1,0 +1,236 @@
+//! Encoding requests: each function appends one complete command to a buffer, in one pass,
+//! with numbers formatted by `itoa` (no `format!`, no intermediate strings).
+//!
+//! Keys passed here have already been checked by [`KeyRules`](crate::key::KeyRules); the
+//! prefix is written in front of each key.
+
+use bytes::{BufMut, BytesMut};
+
+/// The storage commands, which share one wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreCommand {
+    /// `set`: store unconditionally.
+    Set,
+    /// `add`: store only if the key is absent.
+    Add,
+    /// `replace`: store only if the key is present.
+    Replace,
+    /// `append`: add the data after the existing value.
+    Append,
+    /// `prepend`: add the data before the existing value.
+    Prepend,
+    /// `cas`: store only if the value has not changed since the token was read.
+    Cas(u64),
+}
+
+impl StoreCommand {
+    fn name(self) -> &'static [u8] {
+        match self {
+            StoreCommand::Set => b"set ",
+            StoreCommand::Add => b"add ",
+            StoreCommand::Replace => b"replace ",
+            StoreCommand::Append => b"append ",
+            StoreCommand::Prepend => b"prepend ",
+            StoreCommand::Cas(_) => b"cas ",
+        }
+    }
+}
+
+fn put_u64(buf: &mut BytesMut, n: u64) {
+    buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_key(buf: &mut BytesMut, prefix: &[u8], key: &[u8]) {
+    buf.put_slice(prefix);
+    buf.put_slice(key);
+}
+
+fn end_line(buf: &mut BytesMut, noreply: bool) {
+    if noreply {
+        buf.put_slice(b" noreply\r\n");
+    } else {
+        buf.put_slice(b"\r\n");
+    }
+}
+
+/// Bytes a store command will take, to reserve once.
+pub(crate) fn store_len(key_len: usize, data_len: usize) -> usize {
+    // "prepend " + key + 3 numbers (<= 20 digits each) + cas + " noreply\r\n" + data + "\r\n"
+    8 + key_len + 4 * 21 + 10 + data_len + 2
+}
+
+/// `<cmd> <key> <flags> <exptime> <bytes> [<cas>] [noreply]\r\n<data>\r\n`
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store(
+    buf: &mut BytesMut,
+    cmd: StoreCommand,
+    prefix: &[u8],
+    key: &[u8],
+    flags: u32,
+    exptime: u32,
+    data: &[u8],
+    noreply: bool,
+) {
+    buf.reserve(store_len(prefix.len() + key.len(), data.len()));
+    buf.put_slice(cmd.name());
+    put_key(buf, prefix, key);
+    buf.put_u8(b' ');
+    put_u64(buf, u64::from(flags));
+    buf.put_u8(b' ');
+    put_u64(buf, u64::from(exptime));
+    buf.put_u8(b' ');
+    put_u64(buf, data.len() as u64);
+    if let StoreCommand::Cas(token) = cmd {
+        buf.put_u8(b' ');
+        put_u64(buf, token);
+    }
+    end_line(buf, noreply);
+    buf.put_slice(data);
+    buf.put_slice(b"\r\n");
+}
+
+/// `get|gets <key>*\r\n`, or `gat|gats <exptime> <key>*\r\n` when `touch` is given.
+pub(crate) fn retrieve<'k>(
+    buf: &mut BytesMut,
+    cas: bool,
+    touch: Option<u32>,
+    prefix: &[u8],
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) {
+    match (touch, cas) {
+        (None, false) => buf.put_slice(b"get"),
+        (None, true) => buf.put_slice(b"gets"),
+        (Some(_), false) => buf.put_slice(b"gat"),
+        (Some(_), true) => buf.put_slice(b"gats"),
+    }
+    if let Some(exptime) = touch {
+        buf.put_u8(b' ');
+        put_u64(buf, u64::from(exptime));
+    }
+    for key in keys {
+        buf.reserve(1 + prefix.len() + key.len() + 2);
+        buf.put_u8(b' ');
+        put_key(buf, prefix, key);
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// `delete <key> [noreply]\r\n`
+pub(crate) fn delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], noreply: bool) {
+    buf.reserve(7 + prefix.len() + key.len() + 10);
+    buf.put_slice(b"delete ");
+    put_key(buf, prefix, key);
+    end_line(buf, noreply);
+}
+
+/// `incr|decr <key> <delta> [noreply]\r\n`
+pub(crate) fn arith(
+    buf: &mut BytesMut,
+    incr: bool,
+    prefix: &[u8],
+    key: &[u8],
+    delta: u64,
+    noreply: bool,
+) {
+    buf.reserve(5 + prefix.len() + key.len() + 22 + 10);
+    buf.put_slice(if incr { b"incr " } else { b"decr " });
+    put_key(buf, prefix, key);
+    buf.put_u8(b' ');
+    put_u64(buf, delta);
+    end_line(buf, noreply);
+}
+
+/// `touch <key> <exptime> [noreply]\r\n`
+pub(crate) fn touch(buf: &mut BytesMut, prefix: &[u8], key: &[u8], exptime: u32, noreply: bool) {
+    buf.reserve(6 + prefix.len() + key.len() + 12 + 10);
+    buf.put_slice(b"touch ");
+    put_key(buf, prefix, key);
+    buf.put_u8(b' ');
+    put_u64(buf, u64::from(exptime));
+    end_line(buf, noreply);
+}
+
+/// A command made of a name and numeric arguments: `flush_all [delay]`, `verbosity <n>`,
+/// `cache_memlimit <mb>`, `version`, `quit`.
+pub(crate) fn simple(buf: &mut BytesMut, name: &str, args: &[u64], noreply: bool) {
+    buf.put_slice(name.as_bytes());
+    for &arg in args {
+        buf.put_u8(b' ');
+        put_u64(buf, arg);
+    }
+    end_line(buf, noreply);
+}
+
+/// `stats [arg ...]\r\n`; the arguments have been checked like keys.
+pub(crate) fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [u8]>) {
+    buf.put_slice(b"stats");
+    for arg in args {
+        buf.put_u8(b' ');
+        buf.put_slice(arg);
+    }
+    buf.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        f(&mut buf);
+        buf.to_vec()
+    }
+
+    #[test]
+    fn encodes_every_command() {
+        let cases: Vec<(Vec<u8>, &[u8])> = vec![
+            (
+                enc(|b| store(b, StoreCommand::Set, b"p:", b"k", 5, 60, b"hello", false)),
+                b"set p:k 5 60 5\r\nhello\r\n",
+            ),
+            (
+                enc(|b| store(b, StoreCommand::Add, b"", b"k", 0, 0, b"", true)),
+                b"add k 0 0 0 noreply\r\n\r\n",
+            ),
+            (
+                enc(|b| store(b, StoreCommand::Cas(99), b"", b"k", 1, 2, b"v", false)),
+                b"cas k 1 2 1 99\r\nv\r\n",
+            ),
+            (
+                enc(|b| store(b, StoreCommand::Prepend, b"", b"k", 0, 0, b"v", false)),
+                b"prepend k 0 0 1\r\nv\r\n",
+            ),
+            (
+                enc(|b| retrieve(b, false, None, b"p:", [&b"a"[..], b"b"])),
+                b"get p:a p:b\r\n",
+            ),
+            (
+                enc(|b| retrieve(b, true, Some(30), b"", [&b"a"[..]])),
+                b"gats 30 a\r\n",
+            ),
+            (
+                enc(|b| retrieve(b, false, Some(0), b"", [&b"a"[..]])),
+                b"gat 0 a\r\n",
+            ),
+            (enc(|b| delete(b, b"", b"k", true)), b"delete k noreply\r\n"),
+            (
+                enc(|b| arith(b, true, b"", b"n", u64::MAX, false)),
+                b"incr n 18446744073709551615\r\n",
+            ),
+            (
+                enc(|b| arith(b, false, b"", b"n", 1, true)),
+                b"decr n 1 noreply\r\n",
+            ),
+            (enc(|b| touch(b, b"", b"k", 10, false)), b"touch k 10\r\n"),
+            (
+                enc(|b| simple(b, "flush_all", &[5], true)),
+                b"flush_all 5 noreply\r\n",
+            ),
+            (enc(|b| simple(b, "version", &[], false)), b"version\r\n"),
+            (enc(|b| stats(b, [&b"slabs"[..]])), b"stats slabs\r\n"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+        }
+    }
+}

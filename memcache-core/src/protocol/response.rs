@@ -1,0 +1,502 @@
+//! Decoding responses: an incremental decoder over a `BytesMut` read buffer.
+//!
+//! `Ok(None)` means "not enough bytes yet" and is never an error; `Err` means the bytes cannot
+//! be a response to the request at the head of the queue, and the connection must be closed.
+//! Server-reported errors (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`) are ordinary responses
+//! ([`Response::Failed`]): the stream stays in step.
+//!
+//! Values are sliced out of the read buffer (`split_to(..).freeze()`): no copy per value. A
+//! value header that announces more than `max_value` bytes is refused before anything is
+//! reserved for it.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::Error;
+
+/// The longest response line accepted (a `VALUE` header is under 300 bytes; `STAT` lines are
+/// short). A longer run without `\n` is not memcached talking.
+const MAX_LINE: usize = 16 * 1024;
+
+/// One value of a retrieval response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Item {
+    /// The key as the server sent it (with the client's prefix).
+    pub(crate) key: Bytes,
+    /// The client flags stored with the value.
+    pub(crate) flags: u32,
+    /// The CAS unique, for `gets` / `gats`.
+    pub(crate) cas: Option<u64>,
+    /// The value.
+    pub(crate) data: Bytes,
+}
+
+/// A one-word status reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    Deleted,
+    Touched,
+    Ok,
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub(crate) enum Response {
+    /// Retrieval: the hits, in the order the server sent them.
+    Values(Vec<Item>),
+    /// A status word.
+    Status(Status),
+    /// `incr` / `decr` result.
+    Number(u64),
+    /// `stats`: name/value pairs in the server's order.
+    Stats(Vec<(String, String)>),
+    /// `version`.
+    Version(String),
+    /// `ERROR`, `CLIENT_ERROR ..`, `SERVER_ERROR ..`.
+    Failed(Error),
+    /// Several responses to one batched request (`set_many`, `delete_many`).
+    Many(Vec<Response>),
+}
+
+/// The shape of the reply a request expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `VALUE ...` blocks then `END`.
+    Values,
+    /// STORED / NOT_STORED / EXISTS / NOT_FOUND.
+    Store,
+    /// DELETED / NOT_FOUND.
+    Delete,
+    /// TOUCHED / NOT_FOUND.
+    Touch,
+    /// a number / NOT_FOUND.
+    Arith,
+    /// `STAT` lines then `END`.
+    Stats,
+    /// `VERSION x`.
+    Version,
+    /// `OK`.
+    Ok,
+}
+
+/// What the request at the head of the queue expects: `count` replies of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expect {
+    pub(crate) kind: Kind,
+    pub(crate) count: u32,
+}
+
+impl Expect {
+    /// One reply of `kind`.
+    pub(crate) const fn one(kind: Kind) -> Self {
+        Expect { kind, count: 1 }
+    }
+}
+
+/// The incremental decoder of one connection. Holds partial results of the response being
+/// read (values and stats collected so far) between reads.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    max_value: usize,
+    items: Vec<Item>,
+    stats: Vec<(String, String)>,
+    many: Vec<Response>,
+}
+
+fn unknown(what: &str, line: &[u8]) -> Error {
+    let shown: String = String::from_utf8_lossy(line).chars().take(120).collect();
+    Error::UnknownResponse(format!("{what}: {shown:?}"))
+}
+
+/// A strict decimal parser: digits only, no sign, no overflow.
+pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+fn parse_u32(digits: &[u8]) -> Option<u32> {
+    parse_u64(digits).and_then(|n| u32::try_from(n).ok())
+}
+
+impl Decoder {
+    /// A decoder that refuses values larger than `max_value` bytes.
+    pub(crate) fn new(max_value: usize) -> Self {
+        Decoder {
+            max_value,
+            items: Vec::new(),
+            stats: Vec::new(),
+            many: Vec::new(),
+        }
+    }
+
+    /// Decodes the response to a request expecting `expect`, consuming its bytes from `buf`.
+    pub(crate) fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        expect: Expect,
+    ) -> Result<Option<Response>, Error> {
+        loop {
+            let Some(one) = self.decode_one(buf, expect.kind)? else {
+                return Ok(None);
+            };
+            if expect.count <= 1 {
+                return Ok(Some(one));
+            }
+            self.many.push(one);
+            if self.many.len() >= expect.count as usize {
+                return Ok(Some(Response::Many(std::mem::take(&mut self.many))));
+            }
+        }
+    }
+
+    fn decode_one(&mut self, buf: &mut BytesMut, kind: Kind) -> Result<Option<Response>, Error> {
+        loop {
+            let Some(nl) = memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE)]) else {
+                if buf.len() >= MAX_LINE {
+                    return Err(unknown("line too long", &buf[..80]));
+                }
+                return Ok(None);
+            };
+            if nl == 0 || buf[nl - 1] != b'\r' {
+                return Err(unknown("line not ended by CRLF", &buf[..nl]));
+            }
+            let line = &buf[..nl - 1];
+            let consumed = nl + 1;
+
+            if let Some(failed) = server_error(line) {
+                buf.advance(consumed);
+                self.items.clear();
+                self.stats.clear();
+                return Ok(Some(Response::Failed(failed)));
+            }
+
+            let response = match kind {
+                Kind::Values => {
+                    if line == b"END" {
+                        Response::Values(std::mem::take(&mut self.items))
+                    } else if line.starts_with(b"VALUE ") {
+                        if self.value(buf, nl)? {
+                            continue;
+                        }
+                        return Ok(None);
+                    } else {
+                        return Err(unknown("expected VALUE or END", line));
+                    }
+                }
+                Kind::Stats => {
+                    if line == b"END" {
+                        Response::Stats(std::mem::take(&mut self.stats))
+                    } else if let Some(rest) = line
+                        .strip_prefix(b"STAT ")
+                        .or_else(|| line.strip_prefix(b"ITEM "))
+                    {
+                        let text = String::from_utf8_lossy(rest);
+                        let (name, value) = text.split_once(' ').unwrap_or((&text, ""));
+                        self.stats.push((name.to_owned(), value.to_owned()));
+                        buf.advance(consumed);
+                        continue;
+                    } else if (line == b"RESET" || line == b"OK") && self.stats.is_empty() {
+                        Response::Stats(Vec::new())
+                    } else {
+                        return Err(unknown("expected STAT or END", line));
+                    }
+                }
+                Kind::Version => match line.strip_prefix(b"VERSION ") {
+                    Some(v) => Response::Version(String::from_utf8_lossy(v).into_owned()),
+                    None => return Err(unknown("expected VERSION", line)),
+                },
+                Kind::Arith => match parse_u64(line.trim_ascii_end()) {
+                    Some(n) => Response::Number(n),
+                    None if line == b"NOT_FOUND" => Response::Status(Status::NotFound),
+                    None => return Err(unknown("expected a number or NOT_FOUND", line)),
+                },
+                Kind::Store | Kind::Delete | Kind::Touch | Kind::Ok => {
+                    let status = match (kind, line) {
+                        (Kind::Store, b"STORED") => Status::Stored,
+                        (Kind::Store, b"NOT_STORED") => Status::NotStored,
+                        (Kind::Store, b"EXISTS") => Status::Exists,
+                        (Kind::Store | Kind::Delete | Kind::Touch, b"NOT_FOUND") => {
+                            Status::NotFound
+                        }
+                        (Kind::Delete, b"DELETED") => Status::Deleted,
+                        (Kind::Touch, b"TOUCHED") => Status::Touched,
+                        (Kind::Ok, b"OK") => Status::Ok,
+                        _ => return Err(unknown("unexpected status", line)),
+                    };
+                    Response::Status(status)
+                }
+            };
+            buf.advance(consumed);
+            return Ok(Some(response));
+        }
+    }
+
+    /// Parses the `VALUE` block whose header ends at `nl`. `Ok(true)`: the item was consumed
+    /// and collected; `Ok(false)`: its data has not all arrived (room is reserved for it).
+    fn value(&mut self, buf: &mut BytesMut, nl: usize) -> Result<bool, Error> {
+        let line = &buf[6..nl - 1];
+        let mut parts = line.split(|&b| b == b' ');
+        let (Some(key), Some(flags), Some(len)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(unknown("malformed VALUE line", line));
+        };
+        let cas = parts.next();
+        if key.is_empty() || parts.next().is_some() {
+            return Err(unknown("malformed VALUE line", line));
+        }
+        let (Some(flags), Some(size)) = (parse_u32(flags), parse_u64(len)) else {
+            return Err(unknown("malformed VALUE line", line));
+        };
+        let cas = match cas {
+            None => None,
+            Some(c) => Some(parse_u64(c).ok_or_else(|| unknown("malformed VALUE line", line))?),
+        };
+        if size > self.max_value as u64 {
+            return Err(Error::ValueTooLarge {
+                size,
+                max: self.max_value,
+            });
+        }
+        let size = size as usize;
+        let total = nl + 1 + size + 2;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(false);
+        }
+        if &buf[total - 2..total] != b"\r\n" {
+            return Err(unknown(
+                "value not followed by CRLF",
+                &buf[total - 2..total],
+            ));
+        }
+        let key_end = 6 + key.len();
+        let header = buf.split_to(nl + 1).freeze();
+        let data = buf.split_to(size).freeze();
+        buf.advance(2);
+        self.items.push(Item {
+            key: header.slice(6..key_end),
+            flags,
+            cas,
+            data,
+        });
+        Ok(true)
+    }
+}
+
+/// `ERROR`, `CLIENT_ERROR <msg>`, `SERVER_ERROR <msg>` as errors.
+fn server_error(line: &[u8]) -> Option<Error> {
+    fn message(rest: &[u8]) -> String {
+        String::from_utf8_lossy(rest.trim_ascii()).into_owned()
+    }
+    if line == b"ERROR" {
+        Some(Error::UnknownCommand)
+    } else if let Some(rest) = line.strip_prefix(b"CLIENT_ERROR") {
+        Some(Error::Client(message(rest)))
+    } else {
+        line.strip_prefix(b"SERVER_ERROR")
+            .map(|rest| Error::Server(message(rest)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `input` fed in two parts split at every byte boundary, and whole; every way
+    /// must give the same responses.
+    fn decode_all(input: &[u8], expects: &[Expect]) -> Result<Vec<String>, String> {
+        let whole = run(&[input], expects);
+        for split in 0..=input.len() {
+            let (a, b) = input.split_at(split);
+            let parts = run(&[a, b], expects);
+            assert_eq!(parts, whole, "split at {split}");
+        }
+        // byte by byte
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&bytes, expects), whole, "byte by byte");
+        whole
+    }
+
+    fn run(chunks: &[&[u8]], expects: &[Expect]) -> Result<Vec<String>, String> {
+        let mut decoder = Decoder::new(1024);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while next < expects.len() {
+                match decoder.decode(&mut buf, expects[next]) {
+                    Ok(Some(r)) => {
+                        out.push(format!("{r:?}"));
+                        next += 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        if next < expects.len() {
+            return Err(format!("incomplete after {} responses", out.len()));
+        }
+        if !buf.is_empty() {
+            return Err(format!("{} bytes left over", buf.len()));
+        }
+        Ok(out)
+    }
+
+    const VALUES: Expect = Expect::one(Kind::Values);
+
+    #[test]
+    fn values_at_every_split() {
+        let got = decode_all(
+            b"VALUE a 5 3\r\nabc\r\nVALUE bb 0 0\r\n\r\nEND\r\nEND\r\nVALUE c 1 2 77\r\n\r\n\r\nEND\r\n",
+            &[VALUES, VALUES, VALUES],
+        )
+        .unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got[0].contains("key: b\"a\", flags: 5, cas: None, data: b\"abc\""));
+        assert!(got[0].contains("key: b\"bb\", flags: 0, cas: None, data: b\"\""));
+        assert_eq!(got[1], "Values([])");
+        assert!(got[2].contains("flags: 1, cas: Some(77), data: b\"\\r\\n\""));
+    }
+
+    #[test]
+    fn statuses_numbers_stats_version() {
+        let got = decode_all(
+            b"STORED\r\nNOT_STORED\r\nEXISTS\r\nNOT_FOUND\r\nDELETED\r\nTOUCHED\r\n42\r\nNOT_FOUND\r\n\
+              STAT pid 12\r\nSTAT version 1.6.18\r\nEND\r\nVERSION 1.6.18\r\nOK\r\n",
+            &[
+                Expect::one(Kind::Store),
+                Expect::one(Kind::Store),
+                Expect::one(Kind::Store),
+                Expect::one(Kind::Store),
+                Expect::one(Kind::Delete),
+                Expect::one(Kind::Touch),
+                Expect::one(Kind::Arith),
+                Expect::one(Kind::Arith),
+                Expect::one(Kind::Stats),
+                Expect::one(Kind::Version),
+                Expect::one(Kind::Ok),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "Status(Stored)",
+                "Status(NotStored)",
+                "Status(Exists)",
+                "Status(NotFound)",
+                "Status(Deleted)",
+                "Status(Touched)",
+                "Number(42)",
+                "Status(NotFound)",
+                "Stats([(\"pid\", \"12\"), (\"version\", \"1.6.18\")])",
+                "Version(\"1.6.18\")",
+                "Status(Ok)",
+            ]
+        );
+    }
+
+    #[test]
+    fn many_and_server_errors() {
+        let got = decode_all(
+            b"STORED\r\nSERVER_ERROR object too large for cache\r\nNOT_STORED\r\nERROR\r\n\
+              CLIENT_ERROR cannot increment or decrement non-numeric value\r\n\
+              VALUE a 0 1\r\nx\r\nSERVER_ERROR out of memory\r\n",
+            &[
+                Expect {
+                    kind: Kind::Store,
+                    count: 3,
+                },
+                Expect::one(Kind::Values),
+                Expect::one(Kind::Arith),
+                VALUES,
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            got[0],
+            "Many([Status(Stored), Failed(Server(\"object too large for cache\")), Status(NotStored)])"
+        );
+        assert_eq!(got[1], "Failed(UnknownCommand)");
+        assert_eq!(
+            got[2],
+            "Failed(Client(\"cannot increment or decrement non-numeric value\"))"
+        );
+        assert_eq!(got[3], "Failed(Server(\"out of memory\"))");
+    }
+
+    #[test]
+    fn garbage_is_an_unknown_response() {
+        let cases: &[(&[u8], Expect)] = &[
+            (b"HELLO\r\n", VALUES),
+            (b"STORED\r\n", VALUES),
+            (b"VALUE k x 3\r\nabc\r\nEND\r\n", VALUES),
+            (b"VALUE k 0 -3\r\n", VALUES),
+            (b"VALUE k 0 3 4 5\r\nabc\r\nEND\r\n", VALUES),
+            (b"VALUE k 99999999999 3\r\nabc\r\nEND\r\n", VALUES),
+            (b"VALUE k 0 3\r\nabcXYEND\r\n", VALUES),
+            (b"DELETED\r\n", Expect::one(Kind::Store)),
+            (b"STORED\r\n", Expect::one(Kind::Delete)),
+            (b"12a\r\n", Expect::one(Kind::Arith)),
+            (b"-1\r\n", Expect::one(Kind::Arith)),
+            (b"99999999999999999999999\r\n", Expect::one(Kind::Arith)),
+            (b"VERSION\r\n", Expect::one(Kind::Version)),
+            (b"no carriage return\n", Expect::one(Kind::Ok)),
+            (b"\n", Expect::one(Kind::Ok)),
+        ];
+        for (input, expect) in cases {
+            let err = decode_all(input, &[*expect]).unwrap_err();
+            assert!(
+                err.starts_with("unexpected response"),
+                "{:?} gave {err}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn huge_value_is_refused_before_allocating() {
+        let mut decoder = Decoder::new(1024);
+        let mut buf = BytesMut::from(&b"VALUE k 0 1073741824\r\nabc"[..]);
+        let err = decoder.decode(&mut buf, VALUES).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::ValueTooLarge {
+                size: 1073741824,
+                max: 1024
+            }
+        ));
+        assert!(buf.capacity() < 4096);
+    }
+
+    #[test]
+    fn endless_line_is_refused() {
+        let mut decoder = Decoder::new(1024);
+        let mut buf = BytesMut::from(&vec![b'x'; MAX_LINE + 1][..]);
+        assert!(decoder.decode(&mut buf, VALUES).is_err());
+        let mut short = BytesMut::from(&vec![b'x'; 100][..]);
+        assert!(decoder.decode(&mut short, VALUES).unwrap().is_none());
+    }
+
+    #[test]
+    fn parse_u64_is_strict() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"+1"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b" 1"), None);
+    }
+}
