@@ -1,1 +1,33 @@
-//! memcache-tests (being written)
+//! Test-server support for the integration tests of the memcache workspace.
+//!
+//! Every integration test talks to a real `memcached` that it starts itself:
+//!
+//! - [`Memcached`] runs a fresh `memcached` process on a loopback ephemeral port (or a unix
+//!   socket), and can pause, resume, kill and restart it on the same port.
+//! - [`raw`] holds small blocking helpers that speak the text protocol over a std socket, to
+//!   look at server state independently of the client under test.
+//! - [`FaultProxy`] is a TCP proxy that sits between a client and a server and injects faults
+//!   (delay, cut mid-response, reset, garble) that a test can switch at runtime.
+//!
+//! Everything here is blocking and uses std threads only, so it works the same from plain
+//! `#[test]`s and from any async runtime. Helpers panic with a clear message on failure: they
+//! are test fixtures, not library code.
+//!
+//! ```no_run
+//! use memcache_tests::{raw, Memcached};
+//!
+//! let server = Memcached::start();
+//! raw::raw_set(&server.addr(), "greeting", 7, b"hello");
+//! assert_eq!(raw::raw_get(&server.addr(), "greeting"), Some((7, b"hello".to_vec())));
+//! ```
+//!
+//! If the `memcached` binary is missing, [`Memcached::start`] panics and says how to install it
+//! (`apt-get install memcached`), so a test can never pass without a real server.
+
+mod fault_proxy;
+mod memcached;
+pub mod raw;
+
+pub use fault_proxy::{FaultMode, FaultProxy};
+pub use memcached::{Memcached, MemcachedBuilder};
+pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats};
