@@ -1,0 +1,222 @@
+//! Rules that involve more than one attribute, or an attribute and the struct itself.
+
+use crate::ast::{Input, Model};
+use crate::attr::Ctxt;
+use quote::ToTokens;
+use syn::ext::IdentExt;
+
+/// The longest prefix accepted: memcached keys are at most 250 bytes, and the encoded key
+/// needs room after `"{prefix}:"`.
+pub(crate) const MAX_PREFIX_LEN: usize = 200;
+
+/// Checks the parsed input and resolves defaults. Problems go into `cx`; the model is
+/// returned whenever it could be built, so that the caller can still use its key type.
+pub(crate) fn check<'a>(cx: &Ctxt, input: Input<'a>) -> Option<Model<'a>> {
+    if input.generics.lt_token.is_some() || input.generics.where_clause.is_some() {
+        let tokens = match &input.generics.where_clause {
+            Some(where_clause) if input.generics.params.is_empty() => {
+                where_clause.to_token_stream()
+            }
+            _ => input.generics.to_token_stream(),
+        };
+        cx.error_spanned_by(
+            tokens,
+            "generic structs are not supported: each instantiation needs its own prefix and \
+             schema; implement Cacheable by hand for each concrete type",
+        );
+    }
+
+    let prefix = match &input.attrs.prefix {
+        Some(lit) => {
+            let prefix = lit.value();
+            if let Some(problem) = prefix_problem(&prefix) {
+                cx.error_spanned_by(lit, format_args!("prefix {problem}"));
+            }
+            prefix
+        }
+        None => {
+            let prefix = snake_case(&input.ident.unraw().to_string());
+            if let Some(problem) = prefix_problem(&prefix) {
+                cx.error_spanned_by(
+                    input.ident,
+                    format_args!(
+                        "the default prefix `{}` (the type name in snake_case) {problem}; \
+                         set #[cacheable(prefix = \"...\")]",
+                        prefix.escape_debug()
+                    ),
+                );
+            }
+            prefix
+        }
+    };
+
+    let keys = key_fields(cx, &input)?;
+    Some(Model {
+        prefix,
+        ttl: input.attrs.ttl,
+        version: input.attrs.version.unwrap_or(1),
+        keys,
+        input,
+    })
+}
+
+/// The key fields, from `#[cacheable(key)]` on fields (field order) or from
+/// `#[cacheable(key = "a, b")]` on the struct (the order given there).
+fn key_fields(cx: &Ctxt, input: &Input<'_>) -> Option<Vec<usize>> {
+    let marked: Vec<usize> = input
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| field.attrs.key.is_some())
+        .map(|(index, _)| index)
+        .collect();
+
+    let Some(named) = &input.attrs.key else {
+        if marked.is_empty() && input.attrs.key_written {
+            // A malformed `key` on the struct, already reported.
+            return None;
+        }
+        if marked.is_empty() {
+            cx.error_at(
+                input.ident.span(),
+                "no key field: mark the key field with #[cacheable(key)]",
+            );
+            return None;
+        }
+        return Some(marked);
+    };
+
+    if let Some(&first) = marked.first() {
+        cx.error_spanned_by(
+            named,
+            format_args!(
+                "key fields are named here and also marked with #[cacheable(key)] on `{}`; \
+                 use one or the other",
+                input.fields[first].ident.unraw()
+            ),
+        );
+        return None;
+    }
+
+    let mut keys = Vec::new();
+    let mut ok = true;
+    let text = named.value();
+    for name in text.split(',').map(str::trim) {
+        if name.is_empty() {
+            cx.error_spanned_by(
+                named,
+                "key must name one field, or several separated by commas, e.g. key = \"id\"",
+            );
+            return None;
+        }
+        let found = input
+            .fields
+            .iter()
+            .position(|field| field.ident.unraw() == name.trim_start_matches("r#"));
+        match found {
+            Some(index) if keys.contains(&index) => {
+                cx.error_spanned_by(named, format_args!("key field `{name}` is named twice"));
+                ok = false;
+            }
+            Some(index) => keys.push(index),
+            None => {
+                cx.error_spanned_by(
+                    named,
+                    format_args!("key names a field that does not exist: no field `{name}`"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(keys)
+}
+
+/// Why `prefix` cannot start a memcached key, if it cannot, as a phrase: "must ...".
+pub(crate) fn prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return Some("must not be empty".to_owned());
+    }
+    if prefix.chars().any(char::is_whitespace) {
+        return Some("must not contain whitespace".to_owned());
+    }
+    if prefix.chars().any(char::is_control) {
+        return Some("must not contain control characters".to_owned());
+    }
+    if !prefix.is_ascii() {
+        return Some("must be ASCII".to_owned());
+    }
+    if prefix.len() > MAX_PREFIX_LEN {
+        return Some(format!(
+            "must be at most {MAX_PREFIX_LEN} bytes, this one has {}",
+            prefix.len()
+        ));
+    }
+    None
+}
+
+/// `UserProfile` -> `user_profile`, `HTTPServer` -> `http_server`, `Item2D` -> `item2_d`.
+///
+/// A word boundary is placed before an uppercase letter that follows a lowercase letter or a
+/// digit, and before the last uppercase letter of a run when a lowercase letter follows it.
+pub(crate) fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_is_lower = chars.get(i + 1).is_some_and(|next| next.is_lowercase());
+            if prev.is_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_uppercase() && next_is_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{prefix_problem, snake_case};
+
+    #[test]
+    fn snake_case_of_type_names() {
+        let cases = [
+            ("User", "user"),
+            ("UserProfile", "user_profile"),
+            ("HTTPServer", "http_server"),
+            ("UserID", "user_id"),
+            ("Item2D", "item2_d"),
+            ("V2Item", "v2_item"),
+            ("already_snake", "already_snake"),
+            ("Mixed_Case", "mixed_case"),
+            ("A", "a"),
+            ("ABC", "abc"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(snake_case(name), expected, "snake_case({name:?})");
+        }
+    }
+
+    #[test]
+    fn prefix_rules() {
+        assert_eq!(prefix_problem("user"), None);
+        assert_eq!(prefix_problem("app:user-v2"), None);
+        assert_eq!(prefix_problem(&"p".repeat(200)), None);
+        let bad = [
+            ("", "empty"),
+            ("a b", "whitespace"),
+            ("a\tb", "whitespace"),
+            ("a\u{7}b", "control"),
+            ("a\u{7f}", "control"),
+            ("caf\u{e9}", "ASCII"),
+            (&*"p".repeat(201), "at most 200 bytes, this one has 201"),
+        ];
+        for (prefix, problem) in bad {
+            let found = prefix_problem(prefix).expect(prefix);
+            assert!(found.contains(problem), "{prefix:?}: {found}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{layout_flags, Codec, Decoded, Encoded, JSON_CODEC_ID};
+use crate::{DecodeError, EncodeError};
+
+/// JSON (serde_json), for values other programs read as text. Feature `json`.
+///
+/// Flags follow the [layout](crate::codec#flags-layout) with codec id `0x80`.
+/// Schema changes behave as for [`MessagePack`](crate::MessagePack): fields are
+/// matched by name. Invalid JSON, trailing characters and values of another
+/// shape are a [`DecodeError::Deserialize`]. Maps with non-string keys cannot be
+/// encoded ([`EncodeError::Serialize`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Json;
+
+impl Codec for Json {
+    const NAME: &'static str = "JSON";
+
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        schema: u32,
+    ) -> Result<Encoded, EncodeError> {
+        let data = serde_json::to_vec(value).map_err(|e| EncodeError::Serialize {
+            codec: Self::NAME,
+            message: e.to_string(),
+        })?;
+        Ok(Encoded {
+            data: Bytes::from(data),
+            flags: layout_flags(JSON_CODEC_ID, schema),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        data: &[u8],
+        flags: u32,
+        schema: u32,
+    ) -> Result<Decoded<T>, DecodeError> {
+        let expected = layout_flags(JSON_CODEC_ID, schema);
+        if flags != expected {
+            return Ok(Decoded::Mismatch {
+                expected_flags: Some(expected),
+                found_flags: flags,
+            });
+        }
+        serde_json::from_slice(data)
+            .map(Decoded::Value)
+            .map_err(|e| DecodeError::Deserialize {
+                codec: Self::NAME,
+                message: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,103 @@
+//! The generated impl names everything by absolute path: it still compiles in a module that
+//! shadows the prelude, the primitive types and the crate names it uses.
+
+/// The types under test, derived where almost every name the generated code could use
+/// without a leading `::` means something else.
+mod shadowed {
+    #![allow(non_camel_case_types, non_snake_case, dead_code, clippy::all)]
+
+    struct Result;
+    struct Option;
+    struct String;
+    struct Clone;
+    struct u32;
+    struct u64;
+    struct str;
+    fn Ok() {}
+    fn Err() {}
+    fn Some() {}
+    fn None() {}
+    mod core {}
+    mod std {}
+    mod memcache_typed {}
+    mod serde {}
+    trait Cacheable {}
+    trait Serialize {}
+    trait DeserializeOwned {}
+    type Key = ();
+    const PREFIX: () = ();
+    const TTL: () = ();
+    const SCHEMA: () = ();
+
+    #[derive(::memcache_typed::Cacheable)]
+    #[cacheable(prefix = "hygiene", ttl = 30)]
+    pub(crate) struct Single {
+        #[cacheable(key)]
+        pub(crate) id: ::core::primitive::u64,
+        pub(crate) name: ::std::string::String,
+    }
+
+    #[derive(::memcache_typed::Cacheable)]
+    pub(crate) struct Composite {
+        #[cacheable(key)]
+        pub(crate) tenant: ::std::string::String,
+        #[cacheable(key)]
+        pub(crate) id: ::core::primitive::u32,
+    }
+}
+
+/// serde's own derive is not what this test is about (and does not survive shadowed
+/// primitive types), so the supertraits are written out here, outside the shadowing module.
+mod serde_impls {
+    use super::shadowed::{Composite, Single};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    impl Serialize for Single {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            (self.id, &self.name).serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Single {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let (id, name) = Deserialize::deserialize(deserializer)?;
+            Ok(Single { id, name })
+        }
+    }
+
+    impl Serialize for Composite {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            (&self.tenant, self.id).serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Composite {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let (tenant, id) = Deserialize::deserialize(deserializer)?;
+            Ok(Composite { tenant, id })
+        }
+    }
+}
+
+use memcache_typed::Cacheable;
+use shadowed::{Composite, Single};
+
+#[test]
+fn derive_compiles_with_shadowed_names() {
+    let single = Single {
+        id: 5,
+        name: "x".to_owned(),
+    };
+    assert_eq!(Single::PREFIX, "hygiene");
+    assert_eq!(Single::TTL, Some(30));
+    assert_eq!(single.cache_key(), 5);
+    assert_eq!(single.name, "x");
+
+    let composite = Composite {
+        tenant: "t".to_owned(),
+        id: 9,
+    };
+    assert_eq!(Composite::PREFIX, "composite");
+    assert_eq!(Composite::TTL, None);
+    assert_eq!(composite.cache_key(), ("t".to_owned(), 9));
+}
