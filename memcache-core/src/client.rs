@@ -76,6 +76,14 @@ impl Client {
         self.inner.config.default_noreply
     }
 
+    /// How many noreply writes the server reported as failed. Only the meta protocol's quiet
+    /// mode reports them (each is also logged with `tracing` at warn level, with the keys of
+    /// its batch); with the classic protocol memcached answers nothing to a noreply request,
+    /// failures included.
+    pub fn noreply_errors(&self) -> u64 {
+        self.inner.connection.noreply_errors()
+    }
+
     /// The per-command timeout (see [`ClientBuilder::timeout`]).
     pub fn timeout(&self) -> std::time::Duration {
         self.inner.config.timeout
@@ -92,6 +100,7 @@ impl Inner {
                 .send(Request {
                     bytes,
                     reply: Some((expect, slot)),
+                    quiet: false,
                 })
                 .await?;
             reply.await.unwrap_or(Err(Error::UnexpectedClose))
@@ -104,12 +113,22 @@ impl Inner {
     }
 
     /// Hands a noreply request to the connection; resolves once the connection has it.
-    pub(crate) async fn send_noreply(&self, bytes: Bytes) -> Result<()> {
-        let send = self.connection.send(Request { bytes, reply: None });
+    /// `quiet`: a meta request in quiet mode, whose failure the server still reports.
+    pub(crate) async fn send_noreply(&self, bytes: Bytes, quiet: bool) -> Result<()> {
+        let send = self.connection.send(Request {
+            bytes,
+            reply: None,
+            quiet,
+        });
         match tokio::time::timeout(self.config.timeout, send).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),
         }
+    }
+
+    /// Whether to encode data commands in the meta protocol now.
+    pub(crate) fn meta(&self) -> bool {
+        self.connection.meta()
     }
 
     pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {

@@ -53,10 +53,18 @@ impl Inner {
         let keys = &self.config.keys;
         keys.check(key)?;
         let mut buf = Inner::buffer(24 + keys.wire_len(key));
-        request::retrieve(&mut buf, cas, touch, keys.prefix(), [key]);
-        let result = match self.request(buf.freeze(), Expect::one(Kind::Values)).await {
+        let meta = self.meta();
+        let kind = if meta {
+            request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch);
+            Kind::MetaGet
+        } else {
+            request::retrieve(&mut buf, cas, touch, keys.prefix(), [key]);
+            Kind::Values
+        };
+        let result = match self.request(buf.freeze(), Expect::one(kind)).await {
+            // Classic replies name the key: check it. (`mg` replies do not carry it.)
             Ok(Response::Values(mut items)) if items.len() <= 1 => match items.pop() {
-                Some(item) if !is_key(keys.prefix(), key, &item.key) => {
+                Some(item) if !meta && !is_key(keys.prefix(), key, &item.key) => {
                     Err(Error::UnknownResponse("a value for another key".into()))
                 }
                 hit => Ok(hit),
@@ -307,24 +315,22 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Store<'a, K, V> {
         let noreply = inner.noreply(self.noreply);
         let data = self.value.as_ref();
         let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
-        request::store(
-            &mut buf,
-            self.command,
-            keys.prefix(),
-            key,
-            self.flags,
-            self.ttl,
-            data,
-            noreply,
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_store
+        } else {
+            request::store
+        };
+        let (command, prefix) = (self.command, keys.prefix());
+        encode(
+            &mut buf, command, prefix, key, self.flags, self.ttl, data, noreply,
         );
         if noreply {
-            inner.send_noreply(buf.freeze()).await?;
+            inner.send_noreply(buf.freeze(), meta).await?;
             return Ok(true);
         }
-        match inner
-            .request(buf.freeze(), Expect::one(Kind::Store))
-            .await?
-        {
+        let kind = if meta { Kind::MetaStore } else { Kind::Store };
+        match inner.request(buf.freeze(), Expect::one(kind)).await? {
             Response::Status(Status::Stored) => Ok(true),
             Response::Status(_) => Ok(false),
             other => Err(mismatched(&other)),
@@ -374,24 +380,22 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
         let data = self.value.as_ref();
         let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
         let command = StoreCommand::Cas(self.token.0);
-        request::store(
-            &mut buf,
-            command,
-            keys.prefix(),
-            key,
-            self.flags,
-            self.ttl,
-            data,
-            self.noreply,
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_store
+        } else {
+            request::store
+        };
+        let (prefix, noreply) = (keys.prefix(), self.noreply);
+        encode(
+            &mut buf, command, prefix, key, self.flags, self.ttl, data, noreply,
         );
-        if self.noreply {
-            inner.send_noreply(buf.freeze()).await?;
+        if noreply {
+            inner.send_noreply(buf.freeze(), meta).await?;
             return Ok(CasOutcome::Stored);
         }
-        match inner
-            .request(buf.freeze(), Expect::one(Kind::Store))
-            .await?
-        {
+        let kind = if meta { Kind::MetaStore } else { Kind::Store };
+        match inner.request(buf.freeze(), Expect::one(kind)).await? {
             Response::Status(Status::Stored) => Ok(CasOutcome::Stored),
             Response::Status(Status::Exists) => Ok(CasOutcome::Exists),
             Response::Status(Status::NotFound) => Ok(CasOutcome::NotFound),
@@ -446,25 +450,25 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         }
         let noreply = inner.noreply(self.noreply);
         let mut buf = Inner::buffer(len);
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_store
+        } else {
+            request::store
+        };
+        let (set, prefix) = (StoreCommand::Set, keys.prefix());
         for (key, value) in &self.items {
             let (key, data) = (key.as_ref(), value.as_ref());
-            request::store(
-                &mut buf,
-                StoreCommand::Set,
-                keys.prefix(),
-                key,
-                self.flags,
-                self.ttl,
-                data,
-                noreply,
+            encode(
+                &mut buf, set, prefix, key, self.flags, self.ttl, data, noreply,
             );
         }
         if noreply {
-            inner.send_noreply(buf.freeze()).await?;
+            inner.send_noreply(buf.freeze(), meta).await?;
             return Ok(Vec::new());
         }
         let expect = Expect {
-            kind: Kind::Store,
+            kind: if meta { Kind::MetaStore } else { Kind::Store },
             count,
         };
         let replies = many(inner.request(buf.freeze(), expect).await?, count)?;
@@ -518,15 +522,19 @@ impl<'a, K: AsRef<[u8]>> Delete<'a, K> {
         keys.check(key)?;
         let noreply = inner.noreply(self.noreply);
         let mut buf = Inner::buffer(20 + keys.wire_len(key));
-        request::delete(&mut buf, keys.prefix(), key, noreply);
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_delete
+        } else {
+            request::delete
+        };
+        encode(&mut buf, keys.prefix(), key, noreply);
         if noreply {
-            inner.send_noreply(buf.freeze()).await?;
+            inner.send_noreply(buf.freeze(), meta).await?;
             return Ok(true);
         }
-        match inner
-            .request(buf.freeze(), Expect::one(Kind::Delete))
-            .await?
-        {
+        let kind = if meta { Kind::MetaDelete } else { Kind::Delete };
+        match inner.request(buf.freeze(), Expect::one(kind)).await? {
             Response::Status(Status::Deleted) => Ok(true),
             Response::Status(Status::NotFound) => Ok(false),
             other => Err(mismatched(&other)),
@@ -565,14 +573,20 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
         }
         let noreply = inner.noreply(self.noreply);
         let mut buf = Inner::buffer(len);
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_delete
+        } else {
+            request::delete
+        };
         for key in &self.keys {
-            request::delete(&mut buf, rules.prefix(), key.as_ref(), noreply);
+            encode(&mut buf, rules.prefix(), key.as_ref(), noreply);
         }
         if noreply {
-            return inner.send_noreply(buf.freeze()).await;
+            return inner.send_noreply(buf.freeze(), meta).await;
         }
         let expect = Expect {
-            kind: Kind::Delete,
+            kind: if meta { Kind::MetaDelete } else { Kind::Delete },
             count,
         };
         for reply in many(inner.request(buf.freeze(), expect).await?, count)? {
@@ -612,22 +626,20 @@ impl<'a, K: AsRef<[u8]>> Arith<'a, K> {
         let key = self.key.as_ref();
         keys.check(key)?;
         let mut buf = Inner::buffer(40 + keys.wire_len(key));
-        request::arith(
-            &mut buf,
-            self.incr,
-            keys.prefix(),
-            key,
-            self.delta,
-            self.noreply,
-        );
-        if self.noreply {
-            inner.send_noreply(buf.freeze()).await?;
+        let meta = inner.meta();
+        let encode = if meta {
+            request::meta_arith
+        } else {
+            request::arith
+        };
+        let (incr, prefix, noreply) = (self.incr, keys.prefix(), self.noreply);
+        encode(&mut buf, incr, prefix, key, self.delta, noreply);
+        if noreply {
+            inner.send_noreply(buf.freeze(), meta).await?;
             return Ok(None);
         }
-        match inner
-            .request(buf.freeze(), Expect::one(Kind::Arith))
-            .await?
-        {
+        let kind = if meta { Kind::MetaArith } else { Kind::Arith };
+        match inner.request(buf.freeze(), Expect::one(kind)).await? {
             Response::Number(n) => Ok(Some(n)),
             Response::Status(Status::NotFound) => Ok(None),
             other => Err(mismatched(&other)),
@@ -661,15 +673,20 @@ impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
         keys.check(key)?;
         let noreply = inner.noreply(self.noreply);
         let mut buf = Inner::buffer(40 + keys.wire_len(key));
-        request::touch(&mut buf, keys.prefix(), key, self.ttl, noreply);
+        // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
+        // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
+        let kind = if !noreply && inner.meta() {
+            request::meta_get(&mut buf, keys.prefix(), key, false, false, Some(self.ttl));
+            Kind::MetaTouch
+        } else {
+            request::touch(&mut buf, keys.prefix(), key, self.ttl, noreply);
+            Kind::Touch
+        };
         if noreply {
-            inner.send_noreply(buf.freeze()).await?;
+            inner.send_noreply(buf.freeze(), false).await?;
             return Ok(true);
         }
-        match inner
-            .request(buf.freeze(), Expect::one(Kind::Touch))
-            .await?
-        {
+        match inner.request(buf.freeze(), Expect::one(kind)).await? {
             Response::Status(Status::Touched) => Ok(true),
             Response::Status(Status::NotFound) => Ok(false),
             other => Err(mismatched(&other)),
@@ -760,7 +777,7 @@ impl Admin<'_> {
         };
         request::simple(&mut buf, self.name, args, self.noreply);
         if self.noreply {
-            return inner.send_noreply(buf.freeze()).await;
+            return inner.send_noreply(buf.freeze(), false).await;
         }
         match inner.request(buf.freeze(), Expect::one(Kind::Ok)).await? {
             Response::Status(Status::Ok) => Ok(()),

@@ -101,6 +101,22 @@ impl fmt::Display for ServerAddr {
     }
 }
 
+/// Which protocol the data commands use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Detect per connection: each new connection sends an `mn` probe first and uses the
+    /// meta protocol once the server answers `MN`; until then, and for servers and proxies
+    /// that answer `ERROR` (or close the connection, as some proxies do), the classic text
+    /// protocol. The default.
+    #[default]
+    Auto,
+    /// Always the classic text protocol (`get`, `set`, ...): memcached before 1.6, twemproxy.
+    Classic,
+    /// Always the meta protocol (`mg`, `ms`, `md`, `ma`): memcached 1.6 and later.
+    Meta,
+}
+
 /// Settings shared by every connection of a client.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -113,6 +129,7 @@ pub(crate) struct Config {
     pub(crate) default_noreply: bool,
     pub(crate) max_value_size: usize,
     pub(crate) keys: KeyRules,
+    pub(crate) protocol: Protocol,
 }
 
 /// Builds a [`Client`]. Every setting has a documented default; [`build`](Self::build) does
@@ -143,6 +160,7 @@ pub struct ClientBuilder {
     default_noreply: bool,
     allow_unicode_keys: bool,
     max_value_size: usize,
+    protocol: Protocol,
 }
 
 impl Default for ClientBuilder {
@@ -158,6 +176,7 @@ impl Default for ClientBuilder {
             default_noreply: true,
             allow_unicode_keys: false,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            protocol: Protocol::Auto,
         }
     }
 }
@@ -240,6 +259,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Which protocol the data commands use: [`Protocol::Auto`] (the default) detects meta
+    /// support per connection. With the meta protocol, single-key reads use `mg` (which
+    /// memcached answers without the per-request flush of a classic `get`), writes use `ms`,
+    /// `md` and `ma`, and noreply writes use quiet mode, so that a failed noreply write is
+    /// still reported (logged, and counted by [`Client::noreply_errors`]) instead of lost.
+    /// `get_many`/`gets_many` always send one classic multi-key `get`, the server's cheapest
+    /// read for many keys; `stats`, `version` and the other server commands are classic too.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
     /// Builds the client. No I/O happens here.
     ///
     /// # Errors
@@ -260,6 +291,7 @@ impl ClientBuilder {
             default_noreply: self.default_noreply,
             max_value_size: self.max_value_size,
             keys: KeyRules::new(&self.key_prefix, self.allow_unicode_keys)?,
+            protocol: self.protocol,
         };
         Ok(Client::from_config(config))
     }

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -28,9 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
-use crate::config::{Config, ServerAddr};
+use crate::config::{Config, Protocol, ServerAddr};
 use crate::error::{Error, Result, TimeoutKind};
-use crate::protocol::response::{Decoder, Expect, Response};
+use crate::protocol::response::{Decoder, Expect, Kind, Response};
 
 /// How many requests may wait in a connection's channel before callers wait for room.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -53,6 +54,29 @@ pub(crate) struct Request {
     pub(crate) bytes: Bytes,
     /// The reply's shape and where it goes; `None` for noreply requests, which get none.
     pub(crate) reply: Option<(Expect, ReplySlot)>,
+    /// A quiet meta request: no reply on success, an error line on failure. The driver
+    /// follows each run of quiet requests with `mn` to learn where their replies end.
+    pub(crate) quiet: bool,
+}
+
+/// What a server's connections have learned, shared by the client and every driver.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// [`UNKNOWN`], [`CLASSIC`] or [`META`]: what the last probe found.
+    mode: AtomicU8,
+    /// Failed quiet (noreply) meta requests.
+    noreply_errors: AtomicU64,
+}
+
+#[allow(dead_code)] // the starting value of `Shared::mode`, named for the docs
+const UNKNOWN: u8 = 0;
+const CLASSIC: u8 = 1;
+const META: u8 = 2;
+
+impl Shared {
+    fn set_mode(&self, mode: u8) {
+        self.mode.store(mode, Ordering::Relaxed);
+    }
 }
 
 /// The client side of one server's connection: hands requests to its driver, opening a
@@ -61,6 +85,7 @@ pub(crate) struct Request {
 pub(crate) struct Connection {
     config: Arc<Config>,
     current: Mutex<Option<mpsc::Sender<Request>>>,
+    shared: Arc<Shared>,
 }
 
 impl Connection {
@@ -69,7 +94,25 @@ impl Connection {
         Connection {
             config,
             current: Mutex::new(None),
+            shared: Arc::default(),
         }
+    }
+
+    /// Whether requests should be encoded in the meta protocol now. Under
+    /// [`Protocol::Auto`] that is known once a connection's probe has been answered; until
+    /// then requests are classic, which every server understands, and both kinds mix on one
+    /// connection.
+    pub(crate) fn meta(&self) -> bool {
+        match self.config.protocol {
+            Protocol::Meta => true,
+            Protocol::Classic => false,
+            Protocol::Auto => self.shared.mode.load(Ordering::Relaxed) == META,
+        }
+    }
+
+    /// How many quiet (noreply) meta requests the server reported as failed.
+    pub(crate) fn noreply_errors(&self) -> u64 {
+        self.shared.noreply_errors.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<mpsc::Sender<Request>>> {
@@ -119,23 +162,33 @@ impl Connection {
         let sender = self.lock().take();
         if let Some(sender) = sender {
             // A driver that has already ended needs no quit.
-            let _ = sender.send(Request { bytes, reply: None }).await;
+            let request = Request {
+                bytes,
+                reply: None,
+                quiet: false,
+            };
+            let _ = sender.send(request).await;
         }
         Ok(())
     }
 
     fn open(&self) -> mpsc::Sender<Request> {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(run(Arc::clone(&self.config), receiver));
+        tokio::spawn(run(
+            Arc::clone(&self.config),
+            Arc::clone(&self.shared),
+            receiver,
+        ));
         sender
     }
 }
 
-/// Connects, then drives the connection until it ends.
-async fn run(config: Arc<Config>, mut requests: mpsc::Receiver<Request>) {
-    let error = match open_stream(&config).await {
-        Ok(Stream::Tcp(stream)) => return Driver::new(stream, requests, &config).await,
-        Ok(Stream::Unix(stream)) => return Driver::new(stream, requests, &config).await,
+/// Connects (probing for the meta protocol first under [`Protocol::Auto`]), then drives
+/// the connection until it ends.
+async fn run(config: Arc<Config>, shared: Arc<Shared>, mut requests: mpsc::Receiver<Request>) {
+    let error = match connect(&config, &shared).await {
+        Ok(Stream::Tcp(stream)) => return Driver::new(stream, requests, &config, shared).await,
+        Ok(Stream::Unix(stream)) => return Driver::new(stream, requests, &config, shared).await,
         Err(error) => error,
     };
     tracing::debug!(server = %config.server, %error, "connect failed");
@@ -146,6 +199,61 @@ async fn run(config: Arc<Config>, mut requests: mpsc::Receiver<Request>) {
 enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+/// Opens a stream and, under [`Protocol::Auto`] (unless the server is known to be classic),
+/// asks `mn` before anything else is written: `MN` means meta, `ERROR` classic. A server
+/// that hangs up on `mn` (twemproxy does) is classic: the connection is opened again, so no
+/// request is lost to the probe. The probe costs one round trip per connection.
+async fn connect(config: &Config, shared: &Shared) -> Result<Stream> {
+    let mut stream = open_stream(config).await?;
+    if config.protocol != Protocol::Auto || shared.mode.load(Ordering::Relaxed) == CLASSIC {
+        return Ok(stream);
+    }
+    let answer = match &mut stream {
+        Stream::Tcp(tcp) => probe(tcp, config).await?,
+        Stream::Unix(unix) => probe(unix, config).await?,
+    };
+    tracing::debug!(server = %config.server, meta = ?answer, "protocol probe answered");
+    shared.set_mode(if answer == Some(true) { META } else { CLASSIC });
+    if answer.is_none() {
+        stream = open_stream(config).await?;
+    }
+    Ok(stream)
+}
+
+/// Sends `mn` and reads one line: `Some(true)` for `MN`, `Some(false)` for anything else
+/// (`ERROR`), `None` when the server closed the connection.
+async fn probe<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    config: &Config,
+) -> Result<Option<bool>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        stream.write_all(b"mn\r\n").await?;
+        let mut line = [0u8; 64];
+        let mut len = 0;
+        loop {
+            let n = stream.read(&mut line[len..]).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            len += n;
+            if let Some(end) = memchr::memchr(b'\n', &line[..len]) {
+                return Ok(Some(&line[..=end] == b"MN\r\n"));
+            }
+            if len == line.len() {
+                return Ok(Some(false));
+            }
+        }
+    };
+    let limit = config.connect_timeout;
+    tokio::time::timeout(limit, exchange)
+        .await
+        .unwrap_or(Err(Error::Timeout {
+            kind: TimeoutKind::Connect,
+            after: limit,
+        }))
 }
 
 async fn open_stream(config: &Config) -> Result<Stream> {
@@ -189,12 +297,28 @@ fn fail_queued(requests: &mut mpsc::Receiver<Request>, error: &Error) {
     }
 }
 
+/// The key of an encoded request (its second token), for logging.
+fn request_key(request: &Bytes) -> Option<String> {
+    let line = &request[..memchr::memchr(b'\r', request)?];
+    let key = line.split(|&b| b == b' ').nth(1)?;
+    Some(String::from_utf8_lossy(key).into_owned())
+}
+
 /// A request written (or being written) whose reply has not been read yet.
 #[derive(Debug)]
 struct Pending {
     expect: Expect,
-    slot: ReplySlot,
+    waiter: Waiter,
     since: Instant,
+}
+
+/// Who is waiting for a reply.
+#[derive(Debug)]
+enum Waiter {
+    /// A caller.
+    Caller(ReplySlot),
+    /// The driver itself: the `mn` closing a run of quiet requests (kept for logging).
+    Quiet(Vec<Bytes>),
 }
 
 /// The future that owns one socket.
@@ -213,10 +337,18 @@ struct Driver<S> {
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
     server: String,
+    shared: Arc<Shared>,
+    /// Quiet requests taken since the last `mn`.
+    quiet_run: Vec<Bytes>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
-    fn new(stream: S, requests: mpsc::Receiver<Request>, config: &Config) -> Self {
+    fn new(
+        stream: S,
+        requests: mpsc::Receiver<Request>,
+        config: &Config,
+        shared: Arc<Shared>,
+    ) -> Self {
         Driver {
             stream,
             requests,
@@ -231,7 +363,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             timer: Box::pin(tokio::time::sleep(config.timeout)),
             timer_armed: false,
             server: config.server.to_string(),
+            shared,
+            quiet_run: Vec::new(),
         }
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        self.out_len += bytes.len();
+        self.out.push_back(bytes);
+    }
+
+    /// Ends a run of quiet requests with `mn`, whose `MN` marks where their failure
+    /// reports (if any) end.
+    fn end_quiet_run(&mut self, since: Instant) {
+        self.push(Bytes::from_static(b"mn\r\n"));
+        self.pending.push_back(Pending {
+            expect: Expect::one(Kind::Quiet),
+            waiter: Waiter::Quiet(std::mem::take(&mut self.quiet_run)),
+            since,
+        });
     }
 
     /// Takes queued requests into the write queue. Returns whether it took any.
@@ -242,20 +392,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             match self.requests.poll_recv(cx) {
                 Poll::Ready(Some(request)) => {
                     took = true;
+                    let since = *now.get_or_insert_with(Instant::now);
+                    if request.quiet {
+                        self.quiet_run.push(request.bytes.clone());
+                    } else if !self.quiet_run.is_empty() {
+                        self.end_quiet_run(since);
+                    }
                     if let Some((expect, slot)) = request.reply {
-                        let since = *now.get_or_insert_with(Instant::now);
+                        let waiter = Waiter::Caller(slot);
                         self.pending.push_back(Pending {
                             expect,
-                            slot,
+                            waiter,
                             since,
                         });
                     }
-                    self.out_len += request.bytes.len();
-                    self.out.push_back(request.bytes);
+                    self.push(request.bytes);
                 }
                 Poll::Ready(None) => self.open = false,
                 Poll::Pending => break,
             }
+        }
+        if !self.quiet_run.is_empty() {
+            self.end_quiet_run(now.unwrap_or_else(Instant::now));
         }
         took
     }
@@ -326,8 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             match self.decoder.decode(&mut self.input, oldest.expect)? {
                 Some(response) => {
                     if let Some(done) = self.pending.pop_front() {
-                        // The caller may have given up; the response is then dropped.
-                        let _ = done.slot.send(Ok(response));
+                        self.complete(done.waiter, response);
                     }
                 }
                 None => return Ok(()),
@@ -342,6 +499,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             Err(Error::UnknownResponse(format!(
                 "data with no request waiting for it: {shown:?}"
             )))
+        }
+    }
+
+    fn complete(&mut self, waiter: Waiter, response: Response) {
+        match waiter {
+            // The caller may have given up; the response is then dropped.
+            Waiter::Caller(slot) => {
+                let _ = slot.send(Ok(response));
+            }
+            Waiter::Quiet(requests) => {
+                let Response::Quiet(errors) = response else {
+                    return;
+                };
+                for error in errors {
+                    self.shared.noreply_errors.fetch_add(1, Ordering::Relaxed);
+                    let keys: Vec<_> = requests.iter().filter_map(request_key).collect();
+                    tracing::warn!(
+                        server = %self.server,
+                        %error,
+                        keys = ?keys,
+                        "a noreply request failed (one of the keys listed)"
+                    );
+                }
+            }
         }
     }
 
@@ -400,7 +581,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             );
         }
         for pending in self.pending.drain(..) {
-            let _ = pending.slot.send(Err(error.clone()));
+            if let Waiter::Caller(slot) = pending.waiter {
+                let _ = slot.send(Err(error.clone()));
+            }
         }
         fail_queued(&mut self.requests, error);
     }

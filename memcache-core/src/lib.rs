@@ -137,8 +137,8 @@ mod value;
 pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{
-    ClientBuilder, ServerAddr, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PORT,
-    DEFAULT_TIMEOUT,
+    ClientBuilder, Protocol, ServerAddr, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
 pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
 pub use key::MAX_KEY_LEN;

@@ -171,6 +171,106 @@ pub(crate) fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [
     buf.put_slice(b"\r\n");
 }
 
+/// `mg <key> [v f] [c] [T<ttl>]\r\n`: a retrieval (`value`), or a touch when only `touch`
+/// is set.
+pub(crate) fn meta_get(
+    buf: &mut BytesMut,
+    prefix: &[u8],
+    key: &[u8],
+    value: bool,
+    cas: bool,
+    touch: Option<u32>,
+) {
+    buf.reserve(3 + prefix.len() + key.len() + 22);
+    buf.put_slice(b"mg ");
+    put_key(buf, prefix, key);
+    if value {
+        buf.put_slice(b" v f");
+    }
+    if cas {
+        buf.put_slice(b" c");
+    }
+    if let Some(ttl) = touch {
+        buf.put_slice(b" T");
+        put_u64(buf, u64::from(ttl));
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// `ms <key> <bytes> [F<flags>] [T<ttl>] [C<cas>] [M<mode>] [q]\r\n<data>\r\n`. Zero flags
+/// and ttl are left out (they are the server's defaults).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn meta_store(
+    buf: &mut BytesMut,
+    cmd: StoreCommand,
+    prefix: &[u8],
+    key: &[u8],
+    flags: u32,
+    exptime: u32,
+    data: &[u8],
+    quiet: bool,
+) {
+    buf.reserve(store_len(prefix.len() + key.len(), data.len()));
+    buf.put_slice(b"ms ");
+    put_key(buf, prefix, key);
+    buf.put_u8(b' ');
+    put_u64(buf, data.len() as u64);
+    if flags != 0 {
+        buf.put_slice(b" F");
+        put_u64(buf, u64::from(flags));
+    }
+    if exptime != 0 {
+        buf.put_slice(b" T");
+        put_u64(buf, u64::from(exptime));
+    }
+    match cmd {
+        StoreCommand::Set => {}
+        StoreCommand::Add => buf.put_slice(b" ME"),
+        StoreCommand::Replace => buf.put_slice(b" MR"),
+        StoreCommand::Append => buf.put_slice(b" MA"),
+        StoreCommand::Prepend => buf.put_slice(b" MP"),
+        StoreCommand::Cas(token) => {
+            buf.put_slice(b" C");
+            put_u64(buf, token);
+        }
+    }
+    if quiet {
+        buf.put_slice(b" q");
+    }
+    buf.put_slice(b"\r\n");
+    buf.put_slice(data);
+    buf.put_slice(b"\r\n");
+}
+
+/// `md <key> [q]\r\n`
+pub(crate) fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: bool) {
+    buf.reserve(3 + prefix.len() + key.len() + 4);
+    buf.put_slice(b"md ");
+    put_key(buf, prefix, key);
+    buf.put_slice(if quiet { b" q\r\n" } else { b"\r\n" });
+}
+
+/// `ma <key> [MD] D<delta> (v|q)\r\n`: with a reply, the new value (`v`); quiet, nothing on
+/// success. (`v` and `q` are never combined: memcached 1.6.18 then swallows the value.)
+pub(crate) fn meta_arith(
+    buf: &mut BytesMut,
+    incr: bool,
+    prefix: &[u8],
+    key: &[u8],
+    delta: u64,
+    quiet: bool,
+) {
+    buf.reserve(3 + prefix.len() + key.len() + 32);
+    buf.put_slice(b"ma ");
+    put_key(buf, prefix, key);
+    if !incr {
+        buf.put_slice(b" MD");
+    }
+    buf.put_slice(b" D");
+    put_u64(buf, delta);
+    buf.put_slice(if quiet { b" q\r\n" } else { b" v\r\n" });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +328,39 @@ mod tests {
             ),
             (enc(|b| simple(b, "version", &[], false)), b"version\r\n"),
             (enc(|b| stats(b, [&b"slabs"[..]])), b"stats slabs\r\n"),
+            (
+                enc(|b| meta_get(b, b"p:", b"k", true, false, None)),
+                b"mg p:k v f\r\n",
+            ),
+            (
+                enc(|b| meta_get(b, b"", b"k", true, true, Some(9))),
+                b"mg k v f c T9\r\n",
+            ),
+            (
+                enc(|b| meta_get(b, b"", b"k", false, false, Some(9))),
+                b"mg k T9\r\n",
+            ),
+            (
+                enc(|b| meta_store(b, StoreCommand::Set, b"", b"k", 0, 0, b"hi", false)),
+                b"ms k 2\r\nhi\r\n",
+            ),
+            (
+                enc(|b| meta_store(b, StoreCommand::Cas(7), b"", b"k", 3, 60, b"hi", true)),
+                b"ms k 2 F3 T60 C7 q\r\nhi\r\n",
+            ),
+            (
+                enc(|b| meta_store(b, StoreCommand::Add, b"", b"k", 0, 0, b"", false)),
+                b"ms k 0 ME\r\n\r\n",
+            ),
+            (enc(|b| meta_delete(b, b"", b"k", true)), b"md k q\r\n"),
+            (
+                enc(|b| meta_arith(b, true, b"", b"n", 5, false)),
+                b"ma n D5 v\r\n",
+            ),
+            (
+                enc(|b| meta_arith(b, false, b"", b"n", 5, true)),
+                b"ma n MD D5 q\r\n",
+            ),
         ];
         for (got, want) in cases {
             assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));

@@ -59,6 +59,9 @@ pub(crate) enum Response {
     Failed(Error),
     /// Several responses to one batched request (`set_many`, `delete_many`).
     Many(Vec<Response>),
+    /// The end of a run of quiet (noreply) meta requests: the error lines the server sent
+    /// for them, if any. Quiet meta requests report failures; successes are silent.
+    Quiet(Vec<Error>),
 }
 
 /// The shape of the reply a request expects.
@@ -80,6 +83,18 @@ pub(crate) enum Kind {
     Version,
     /// `OK`.
     Ok,
+    /// `mg`: `VA <size> <flags>` + data, `HD <flags>` (a hit without a value), or `EN`.
+    MetaGet,
+    /// `mg <key> T<ttl>` used as touch: `HD` = touched, `EN` = not found.
+    MetaTouch,
+    /// `ms`: HD / NS / EX / NF.
+    MetaStore,
+    /// `md`: HD / NF.
+    MetaDelete,
+    /// `ma ... v`: `VA <size>` + the number, or NF.
+    MetaArith,
+    /// The `mn` after a run of quiet requests: any failure lines, then `MN`.
+    Quiet,
 }
 
 /// What the request at the head of the queue expects: `count` replies of one kind.
@@ -104,6 +119,7 @@ pub(crate) struct Decoder {
     items: Vec<Item>,
     stats: Vec<(String, String)>,
     many: Vec<Response>,
+    quiet: Vec<Error>,
 }
 
 fn unknown(what: &str, line: &[u8]) -> Error {
@@ -137,6 +153,7 @@ impl Decoder {
             items: Vec::new(),
             stats: Vec::new(),
             many: Vec::new(),
+            quiet: Vec::new(),
         }
     }
 
@@ -173,6 +190,22 @@ impl Decoder {
             }
             let line = &buf[..nl - 1];
             let consumed = nl + 1;
+
+            if kind == Kind::Quiet {
+                if line == b"MN" {
+                    buf.advance(consumed);
+                    return Ok(Some(Response::Quiet(std::mem::take(&mut self.quiet))));
+                }
+                match server_error(line) {
+                    Some(error) => self.quiet.push(error),
+                    None if is_meta_status(line) => {
+                        tracing::debug!(reply = %String::from_utf8_lossy(line), "noreply outcome");
+                    }
+                    None => return Err(unknown("expected a meta status or MN", line)),
+                }
+                buf.advance(consumed);
+                continue;
+            }
 
             if let Some(failed) = server_error(line) {
                 buf.advance(consumed);
@@ -221,6 +254,80 @@ impl Decoder {
                     None if line == b"NOT_FOUND" => Response::Status(Status::NotFound),
                     None => return Err(unknown("expected a number or NOT_FOUND", line)),
                 },
+                Kind::MetaGet | Kind::MetaArith => {
+                    if line == b"EN" || line == b"NF" {
+                        let miss = if kind == Kind::MetaGet {
+                            Response::Values(Vec::new())
+                        } else {
+                            Response::Status(Status::NotFound)
+                        };
+                        buf.advance(consumed);
+                        return Ok(Some(miss));
+                    }
+                    if let Some(rest) = line.strip_prefix(b"HD") {
+                        if kind == Kind::MetaGet && (rest.is_empty() || rest[0] == b' ') {
+                            let (flags, cas) = meta_flags(rest, line)?;
+                            buf.advance(consumed);
+                            let item = Item {
+                                key: Bytes::new(),
+                                flags,
+                                cas,
+                                data: Bytes::new(),
+                            };
+                            return Ok(Some(Response::Values(vec![item])));
+                        }
+                    }
+                    let Some(rest) = line.strip_prefix(b"VA ") else {
+                        return Err(unknown("expected VA, HD, EN or NF", line));
+                    };
+                    let (size, rest) = match rest.iter().position(|&b| b == b' ') {
+                        Some(at) => (&rest[..at], &rest[at..]),
+                        None => (rest, &b""[..]),
+                    };
+                    let size = parse_u64(size).ok_or_else(|| unknown("malformed VA line", line))?;
+                    let (flags, cas) = meta_flags(rest, line)?;
+                    let Some((_, data)) = self.block(buf, nl, size)? else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(if kind == Kind::MetaGet {
+                        Response::Values(vec![Item {
+                            key: Bytes::new(),
+                            flags,
+                            cas,
+                            data,
+                        }])
+                    } else {
+                        match parse_u64(data.trim_ascii_end()) {
+                            Some(n) => Response::Number(n),
+                            None => {
+                                return Err(unknown(
+                                    "ma returned a value that is not a number",
+                                    &data,
+                                ))
+                            }
+                        }
+                    }));
+                }
+
+                Kind::MetaTouch | Kind::MetaStore | Kind::MetaDelete => {
+                    // Meta status lines may carry returned flags after the code.
+                    let code = &line[..line.len().min(2)];
+                    if line.len() > 2 && line[2] != b' ' {
+                        return Err(unknown("unexpected meta status", line));
+                    }
+                    let status = match (kind, code) {
+                        (Kind::MetaTouch, b"HD") => Status::Touched,
+                        (Kind::MetaTouch, b"EN") => Status::NotFound,
+                        (Kind::MetaStore, b"HD") => Status::Stored,
+                        (Kind::MetaStore, b"NS") => Status::NotStored,
+                        (Kind::MetaStore, b"EX") => Status::Exists,
+                        (Kind::MetaStore | Kind::MetaDelete, b"NF") => Status::NotFound,
+                        (Kind::MetaDelete, b"HD") => Status::Deleted,
+                        _ => return Err(unknown("unexpected meta status", line)),
+                    };
+                    Response::Status(status)
+                }
+                Kind::Quiet => unreachable!("handled above"),
                 Kind::Store | Kind::Delete | Kind::Touch | Kind::Ok => {
                     let status = match (kind, line) {
                         (Kind::Store, b"STORED") => Status::Stored,
@@ -246,21 +353,44 @@ impl Decoder {
     /// and collected; `Ok(false)`: its data has not all arrived (room is reserved for it).
     fn value(&mut self, buf: &mut BytesMut, nl: usize) -> Result<bool, Error> {
         let line = &buf[6..nl - 1];
+        let malformed = || unknown("malformed VALUE line", line);
         let mut parts = line.split(|&b| b == b' ');
         let (Some(key), Some(flags), Some(len)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(unknown("malformed VALUE line", line));
+            return Err(malformed());
         };
         let cas = parts.next();
         if key.is_empty() || parts.next().is_some() {
-            return Err(unknown("malformed VALUE line", line));
+            return Err(malformed());
         }
         let (Some(flags), Some(size)) = (parse_u32(flags), parse_u64(len)) else {
-            return Err(unknown("malformed VALUE line", line));
+            return Err(malformed());
         };
         let cas = match cas {
             None => None,
-            Some(c) => Some(parse_u64(c).ok_or_else(|| unknown("malformed VALUE line", line))?),
+            Some(c) => Some(parse_u64(c).ok_or_else(malformed)?),
         };
+        let key_end = 6 + key.len();
+        let Some((header, data)) = self.block(buf, nl, size)? else {
+            return Ok(false);
+        };
+        self.items.push(Item {
+            key: header.slice(6..key_end),
+            flags,
+            cas,
+            data,
+        });
+        Ok(true)
+    }
+
+    /// Takes a header line ending at `nl` followed by a `size`-byte data block and CRLF.
+    /// `Ok(None)`: the block has not all arrived (room is reserved for it, once the size is
+    /// known to be within the limit).
+    fn block(
+        &mut self,
+        buf: &mut BytesMut,
+        nl: usize,
+        size: u64,
+    ) -> Result<Option<(Bytes, Bytes)>, Error> {
         if size > self.max_value as u64 {
             return Err(Error::ValueTooLarge {
                 size,
@@ -271,7 +401,7 @@ impl Decoder {
         let total = nl + 1 + size + 2;
         if buf.len() < total {
             buf.reserve(total - buf.len());
-            return Ok(false);
+            return Ok(None);
         }
         if &buf[total - 2..total] != b"\r\n" {
             return Err(unknown(
@@ -279,18 +409,38 @@ impl Decoder {
                 &buf[total - 2..total],
             ));
         }
-        let key_end = 6 + key.len();
         let header = buf.split_to(nl + 1).freeze();
         let data = buf.split_to(size).freeze();
         buf.advance(2);
-        self.items.push(Item {
-            key: header.slice(6..key_end),
-            flags,
-            cas,
-            data,
-        });
-        Ok(true)
+        Ok(Some((header, data)))
     }
+}
+
+/// `HD`, `NS`, `EX`, `NF`, `EN`, optionally followed by returned flags.
+fn is_meta_status(line: &[u8]) -> bool {
+    matches!(
+        &line[..line.len().min(2)],
+        b"HD" | b"NS" | b"EX" | b"NF" | b"EN"
+    ) && (line.len() == 2 || line[2] == b' ')
+}
+
+/// The client flags (`f`) and CAS unique (`c`) among a meta reply's returned flags; other
+/// returned flags are skipped.
+fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>), Error> {
+    let mut flags = 0;
+    let mut cas = None;
+    for token in tokens.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+        match token[0] {
+            b'f' => {
+                flags = parse_u32(&token[1..]).ok_or_else(|| unknown("malformed f flag", line))?
+            }
+            b'c' => {
+                cas = Some(parse_u64(&token[1..]).ok_or_else(|| unknown("malformed c flag", line))?)
+            }
+            _ => {}
+        }
+    }
+    Ok((flags, cas))
 }
 
 /// `ERROR`, `CLIENT_ERROR <msg>`, `SERVER_ERROR <msg>` as errors.
@@ -435,6 +585,84 @@ mod tests {
             "Failed(Client(\"cannot increment or decrement non-numeric value\"))"
         );
         assert_eq!(got[3], "Failed(Server(\"out of memory\"))");
+    }
+
+    #[test]
+    fn meta_replies_at_every_split() {
+        let one = Expect::one;
+        let got = decode_all(
+            b"VA 5 f3 c128013\r\nhello\r\nHD f3\r\nEN\r\nVA 0 t-1 f0\r\n\r\n\
+              HD\r\nEN\r\nHD\r\nNS\r\nEX\r\nNF\r\nHD\r\nNF kk1\r\nVA 2\r\n15\r\nNF\r\n\
+              NS knokey\r\nSERVER_ERROR object too large for cache\r\nMN\r\nMN\r\n",
+            &[
+                one(Kind::MetaGet),
+                one(Kind::MetaGet),
+                one(Kind::MetaGet),
+                one(Kind::MetaGet),
+                one(Kind::MetaTouch),
+                one(Kind::MetaTouch),
+                one(Kind::MetaStore),
+                one(Kind::MetaStore),
+                one(Kind::MetaStore),
+                one(Kind::MetaStore),
+                one(Kind::MetaDelete),
+                one(Kind::MetaDelete),
+                one(Kind::MetaArith),
+                one(Kind::MetaArith),
+                one(Kind::Quiet),
+                one(Kind::Quiet),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "Values([Item { key: b\"\", flags: 3, cas: Some(128013), data: b\"hello\" }])",
+                "Values([Item { key: b\"\", flags: 3, cas: None, data: b\"\" }])",
+                "Values([])",
+                "Values([Item { key: b\"\", flags: 0, cas: None, data: b\"\" }])",
+                "Status(Touched)",
+                "Status(NotFound)",
+                "Status(Stored)",
+                "Status(NotStored)",
+                "Status(Exists)",
+                "Status(NotFound)",
+                "Status(Deleted)",
+                "Status(NotFound)",
+                "Number(15)",
+                "Status(NotFound)",
+                "Quiet([Server(\"object too large for cache\")])",
+                "Quiet([])",
+            ]
+        );
+    }
+
+    #[test]
+    fn meta_garbage_is_an_unknown_response() {
+        let cases: &[(&[u8], Kind)] = &[
+            (b"VALUE k 0 1\r\nx\r\nEND\r\n", Kind::MetaGet),
+            (b"VA x f1\r\n", Kind::MetaGet),
+            (b"VA 1 fz\r\nx\r\n", Kind::MetaGet),
+            (b"HDX\r\n", Kind::MetaStore),
+            (b"STORED\r\n", Kind::MetaStore),
+            (b"EN\r\n", Kind::MetaDelete),
+            (b"VA 2\r\nxx\r\n", Kind::MetaArith),
+            (b"STORED\r\n", Kind::Quiet),
+        ];
+        for (input, kind) in cases {
+            let err = decode_all(input, &[Expect::one(*kind)]).unwrap_err();
+            assert!(
+                err.starts_with("unexpected response"),
+                "{:?} gave {err}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let mut decoder = Decoder::new(16);
+        let mut buf = BytesMut::from(&b"VA 17 f0\r\n"[..]);
+        let err = decoder
+            .decode(&mut buf, Expect::one(Kind::MetaGet))
+            .unwrap_err();
+        assert!(matches!(err, Error::ValueTooLarge { size: 17, max: 16 }));
     }
 
     #[test]
