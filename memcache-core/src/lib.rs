@@ -134,6 +134,14 @@ mod key;
 mod protocol;
 mod value;
 
+/// The sans-IO protocol module, for the micro-benchmarks only (feature `bench-internals`).
+/// Not part of the API: it may change in any release.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::protocol::{request, response};
+}
+
 pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{

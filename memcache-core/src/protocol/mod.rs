@@ -3,5 +3,5 @@
 //! Nothing here touches a socket or a runtime, so every part is tested with byte fixtures,
 //! including responses split at every byte boundary.
 
-pub(crate) mod request;
-pub(crate) mod response;
+pub mod request;
+pub mod response;

@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 
 /// The storage commands, which share one wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoreCommand {
+pub enum StoreCommand {
     /// `set`: store unconditionally.
     Set,
     /// `add`: store only if the key is absent.
@@ -54,14 +54,14 @@ fn end_line(buf: &mut BytesMut, noreply: bool) {
 }
 
 /// Bytes a store command will take, to reserve once.
-pub(crate) fn store_len(key_len: usize, data_len: usize) -> usize {
+pub fn store_len(key_len: usize, data_len: usize) -> usize {
     // "prepend " + key + 3 numbers (<= 20 digits each) + cas + " noreply\r\n" + data + "\r\n"
     8 + key_len + 4 * 21 + 10 + data_len + 2
 }
 
 /// `<cmd> <key> <flags> <exptime> <bytes> [<cas>] [noreply]\r\n<data>\r\n`
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn store(
+pub fn store(
     buf: &mut BytesMut,
     cmd: StoreCommand,
     prefix: &[u8],
@@ -90,7 +90,7 @@ pub(crate) fn store(
 }
 
 /// `get|gets <key>*\r\n`, or `gat|gats <exptime> <key>*\r\n` when `touch` is given.
-pub(crate) fn retrieve<'k>(
+pub fn retrieve<'k>(
     buf: &mut BytesMut,
     cas: bool,
     touch: Option<u32>,
@@ -116,7 +116,7 @@ pub(crate) fn retrieve<'k>(
 }
 
 /// `delete <key> [noreply]\r\n`
-pub(crate) fn delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], noreply: bool) {
+pub fn delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], noreply: bool) {
     buf.reserve(7 + prefix.len() + key.len() + 10);
     buf.put_slice(b"delete ");
     put_key(buf, prefix, key);
@@ -124,14 +124,7 @@ pub(crate) fn delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], noreply: boo
 }
 
 /// `incr|decr <key> <delta> [noreply]\r\n`
-pub(crate) fn arith(
-    buf: &mut BytesMut,
-    incr: bool,
-    prefix: &[u8],
-    key: &[u8],
-    delta: u64,
-    noreply: bool,
-) {
+pub fn arith(buf: &mut BytesMut, incr: bool, prefix: &[u8], key: &[u8], delta: u64, noreply: bool) {
     buf.reserve(5 + prefix.len() + key.len() + 22 + 10);
     buf.put_slice(if incr { b"incr " } else { b"decr " });
     put_key(buf, prefix, key);
@@ -141,7 +134,7 @@ pub(crate) fn arith(
 }
 
 /// `touch <key> <exptime> [noreply]\r\n`
-pub(crate) fn touch(buf: &mut BytesMut, prefix: &[u8], key: &[u8], exptime: u32, noreply: bool) {
+pub fn touch(buf: &mut BytesMut, prefix: &[u8], key: &[u8], exptime: u32, noreply: bool) {
     buf.reserve(6 + prefix.len() + key.len() + 12 + 10);
     buf.put_slice(b"touch ");
     put_key(buf, prefix, key);
@@ -152,7 +145,7 @@ pub(crate) fn touch(buf: &mut BytesMut, prefix: &[u8], key: &[u8], exptime: u32,
 
 /// A command made of a name and numeric arguments: `flush_all [delay]`, `verbosity <n>`,
 /// `cache_memlimit <mb>`, `version`, `quit`.
-pub(crate) fn simple(buf: &mut BytesMut, name: &str, args: &[u64], noreply: bool) {
+pub fn simple(buf: &mut BytesMut, name: &str, args: &[u64], noreply: bool) {
     buf.put_slice(name.as_bytes());
     for &arg in args {
         buf.put_u8(b' ');
@@ -162,7 +155,7 @@ pub(crate) fn simple(buf: &mut BytesMut, name: &str, args: &[u64], noreply: bool
 }
 
 /// `stats [arg ...]\r\n`; the arguments have been checked like keys.
-pub(crate) fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [u8]>) {
+pub fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [u8]>) {
     buf.put_slice(b"stats");
     for arg in args {
         buf.put_u8(b' ');
@@ -173,7 +166,7 @@ pub(crate) fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [
 
 /// `mg <key> [v f] [c] [T<ttl>]\r\n`: a retrieval (`value`), or a touch when only `touch`
 /// is set.
-pub(crate) fn meta_get(
+pub fn meta_get(
     buf: &mut BytesMut,
     prefix: &[u8],
     key: &[u8],
@@ -200,7 +193,7 @@ pub(crate) fn meta_get(
 /// `ms <key> <bytes> [F<flags>] [T<ttl>] [C<cas>] [M<mode>] [q]\r\n<data>\r\n`. Zero flags
 /// and ttl are left out (they are the server's defaults).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn meta_store(
+pub fn meta_store(
     buf: &mut BytesMut,
     cmd: StoreCommand,
     prefix: &[u8],
@@ -243,7 +236,7 @@ pub(crate) fn meta_store(
 }
 
 /// `md <key> [q]\r\n`
-pub(crate) fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: bool) {
+pub fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: bool) {
     buf.reserve(3 + prefix.len() + key.len() + 4);
     buf.put_slice(b"md ");
     put_key(buf, prefix, key);
@@ -252,7 +245,7 @@ pub(crate) fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: 
 
 /// `ma <key> [MD] D<delta> (v|q)\r\n`: with a reply, the new value (`v`); quiet, nothing on
 /// success. (`v` and `q` are never combined: memcached 1.6.18 then swallows the value.)
-pub(crate) fn meta_arith(
+pub fn meta_arith(
     buf: &mut BytesMut,
     incr: bool,
     prefix: &[u8],

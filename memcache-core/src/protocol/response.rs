@@ -19,32 +19,39 @@ const MAX_LINE: usize = 16 * 1024;
 
 /// One value of a retrieval response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Item {
+pub struct Item {
     /// The key as the server sent it (with the client's prefix).
-    pub(crate) key: Bytes,
+    pub key: Bytes,
     /// The client flags stored with the value.
-    pub(crate) flags: u32,
+    pub flags: u32,
     /// The CAS unique, for `gets` / `gats`.
-    pub(crate) cas: Option<u64>,
+    pub cas: Option<u64>,
     /// The value.
-    pub(crate) data: Bytes,
+    pub data: Bytes,
 }
 
 /// A one-word status reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
+pub enum Status {
+    /// `STORED` / `HD` after `ms`.
     Stored,
+    /// `NOT_STORED` / `NS`.
     NotStored,
+    /// `EXISTS` / `EX`: the CAS token is stale.
     Exists,
+    /// `NOT_FOUND` / `NF` / `EN`.
     NotFound,
+    /// `DELETED` / `HD` after `md`.
     Deleted,
+    /// `TOUCHED` / `HD` after `mg ... T`.
     Touched,
+    /// `OK`.
     Ok,
 }
 
 /// A complete response.
 #[derive(Debug, Clone)]
-pub(crate) enum Response {
+pub enum Response {
     /// Retrieval: the hits, in the order the server sent them.
     Values(Vec<Item>),
     /// A status word.
@@ -66,7 +73,7 @@ pub(crate) enum Response {
 
 /// The shape of the reply a request expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// `VALUE ...` blocks then `END`.
     Values,
     /// STORED / NOT_STORED / EXISTS / NOT_FOUND.
@@ -99,14 +106,16 @@ pub(crate) enum Kind {
 
 /// What the request at the head of the queue expects: `count` replies of one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Expect {
-    pub(crate) kind: Kind,
-    pub(crate) count: u32,
+pub struct Expect {
+    /// The shape of each reply.
+    pub kind: Kind,
+    /// How many replies (more than one for a batch such as `set_many`).
+    pub count: u32,
 }
 
 impl Expect {
     /// One reply of `kind`.
-    pub(crate) const fn one(kind: Kind) -> Self {
+    pub const fn one(kind: Kind) -> Self {
         Expect { kind, count: 1 }
     }
 }
@@ -114,7 +123,7 @@ impl Expect {
 /// The incremental decoder of one connection. Holds partial results of the response being
 /// read (values and stats collected so far) between reads.
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     max_value: usize,
     items: Vec<Item>,
     stats: Vec<(String, String)>,
@@ -128,7 +137,7 @@ fn unknown(what: &str, line: &[u8]) -> Error {
 }
 
 /// A strict decimal parser: digits only, no sign, no overflow.
-pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
+pub fn parse_u64(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
@@ -147,7 +156,7 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
 
 impl Decoder {
     /// A decoder that refuses values larger than `max_value` bytes.
-    pub(crate) fn new(max_value: usize) -> Self {
+    pub fn new(max_value: usize) -> Self {
         Decoder {
             max_value,
             items: Vec::new(),
@@ -158,7 +167,7 @@ impl Decoder {
     }
 
     /// Decodes the response to a request expecting `expect`, consuming its bytes from `buf`.
-    pub(crate) fn decode(
+    pub fn decode(
         &mut self,
         buf: &mut BytesMut,
         expect: Expect,
