@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # Programs the integration tests start; each is also its Debian package name.
-TEST_SERVERS="memcached"
+TEST_SERVERS="memcached nutcracker"
 # Toolchain components the checks need.
 RUST_COMPONENTS="rustfmt clippy"
 

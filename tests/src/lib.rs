@@ -8,6 +8,8 @@
 //!   look at server state independently of the client under test.
 //! - [`FaultProxy`] is a TCP proxy that sits between a client and a server and injects faults
 //!   (delay, cut mid-response, reset, garble) that a test can switch at runtime.
+//! - [`Nutcracker`] runs twemproxy in front of memcached servers: a proxy without the meta
+//!   protocol.
 //!
 //! Everything here is blocking and uses std threads only, so it works the same from plain
 //! `#[test]`s and from any async runtime. Helpers panic with a clear message on failure: they
@@ -26,8 +28,10 @@
 
 mod fault_proxy;
 mod memcached;
+mod nutcracker;
 pub mod raw;
 
 pub use fault_proxy::{FaultMode, FaultProxy};
 pub use memcached::{Memcached, MemcachedBuilder};
+pub use nutcracker::Nutcracker;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats};
