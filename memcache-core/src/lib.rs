@@ -56,9 +56,20 @@
 //! `.noreply(bool)` overrides it per call. A noreply call resolves as soon as its request is
 //! handed to the connection, and returns what pymemcache returns: `true` for the store,
 //! delete and touch commands, an empty list for `set_many`, `None` for `incr`/`decr`,
-//! [`CasOutcome::Stored`] for `cas`. The server sends nothing back for a noreply command,
-//! not even an error: memcached silently drops, for example, a value over its item size. Use
-//! `.noreply(false)` where you need to know.
+//! [`CasOutcome::Stored`] for `cas`. The caller never learns the outcome. Over the classic
+//! protocol the server sends nothing back at all, not even an error: memcached silently
+//! drops, for example, a value over its item size. Over the meta protocol noreply writes use
+//! quiet mode, where the server still reports failures: they are logged (`tracing`, warn,
+//! with the keys) and counted by [`Client::noreply_errors`]. Use `.noreply(false)` where the
+//! caller needs to know.
+//!
+//! **Protocol.** memcached 1.6 speaks a second, *meta* protocol (`mg`, `ms`, `md`, `ma`)
+//! that the server answers faster under pipelining and that reports noreply failures. With
+//! the default [`Protocol::Auto`] each new connection asks `mn` before anything else and uses
+//! meta for single-key data commands when the server has it, classic otherwise (older
+//! servers, twemproxy). `get_many` always sends one classic multi-key `get`, the cheapest
+//! read of many keys. [`ClientBuilder::protocol`] forces either protocol. Results are the
+//! same whichever is used.
 //!
 //! **ignore_exc.** With [`ClientBuilder::ignore_exc`], errors on the read path (`get`,
 //! `gets`, `get_many`, `gets_many`, `gat`, `gats`, `stats`) become misses: `None`, an empty
