@@ -1,13 +1,15 @@
 //! [`Client`] and the shared machinery its commands use.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::config::{ClientBuilder, Config};
-use crate::connection::{Connection, Request};
+use crate::connection::{Connection, Request, Sent};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::protocol::response::{Expect, Response};
 
@@ -93,34 +95,68 @@ impl Client {
 impl Inner {
     /// Sends a request that expects a reply and waits for it, within the request timeout.
     /// Server-reported errors come back as `Err`.
+    ///
+    /// On a connected driver the caller sets no timer of its own: the driver answers or
+    /// fails every request by `since + timeout` (it closes a connection whose oldest request
+    /// is overdue), which saves a timer registration per command. While the connection is
+    /// still being opened, or the channel is full, the caller bounds its own wait.
     pub(crate) async fn request(&self, bytes: Bytes, expect: Expect) -> Result<Response> {
+        let since = Instant::now();
         let (slot, reply) = oneshot::channel();
-        let exchange = async {
-            self.connection
-                .send(Request {
-                    bytes,
-                    reply: Some((expect, slot)),
-                    quiet: false,
-                })
-                .await?;
-            reply.await.unwrap_or(Err(Error::UnexpectedClose))
+        let request = Request {
+            bytes,
+            reply: Some((expect, slot)),
+            quiet: false,
+            since,
         };
-        match tokio::time::timeout(self.config.timeout, exchange).await {
-            Ok(Ok(Response::Failed(error))) => Err(error),
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
+        let reply = async { reply.await.unwrap_or(Err(Error::UnexpectedClose)) };
+        let result = match self.connection.try_send(request) {
+            Sent::Ready => reply.await,
+            Sent::Connecting => self.within(since, reply).await,
+            Sent::Full(sender, request) => {
+                let send_then_reply = async {
+                    sender
+                        .send(request)
+                        .await
+                        .map_err(|_| Error::UnexpectedClose)?;
+                    reply.await
+                };
+                self.within(since, send_then_reply).await
+            }
+        };
+        match result {
+            Ok(Response::Failed(error)) => Err(error),
+            other => other,
         }
     }
 
     /// Hands a noreply request to the connection; resolves once the connection has it.
     /// `quiet`: a meta request in quiet mode, whose failure the server still reports.
     pub(crate) async fn send_noreply(&self, bytes: Bytes, quiet: bool) -> Result<()> {
-        let send = self.connection.send(Request {
+        let since = Instant::now();
+        let request = Request {
             bytes,
             reply: None,
             quiet,
-        });
-        match tokio::time::timeout(self.config.timeout, send).await {
+            since,
+        };
+        match self.connection.try_send(request) {
+            Sent::Ready | Sent::Connecting => Ok(()),
+            Sent::Full(sender, request) => {
+                let send = async {
+                    sender
+                        .send(request)
+                        .await
+                        .map_err(|_| Error::UnexpectedClose)
+                };
+                self.within(since, send).await
+            }
+        }
+    }
+
+    /// Runs `work` until `since + timeout`.
+    async fn within<T>(&self, since: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout_at(since + self.config.timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),
         }

@@ -52,7 +52,7 @@ impl Inner {
     async fn fetch_one(&self, key: &[u8], cas: bool, touch: Option<u32>) -> Result<Option<Item>> {
         let keys = &self.config.keys;
         keys.check(key)?;
-        let mut buf = Inner::buffer(24 + keys.wire_len(key));
+        let mut buf = Inner::buffer(32 + keys.wire_len(key));
         let meta = self.meta();
         let kind = if meta {
             request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch);
@@ -63,7 +63,7 @@ impl Inner {
         };
         let result = match self.request(buf.freeze(), Expect::one(kind)).await {
             // Classic replies name the key: check it. (`mg` replies do not carry it.)
-            Ok(Response::Values(mut items)) if items.len() <= 1 => match items.pop() {
+            Ok(Response::Value(hit)) => match hit {
                 Some(item) if !meta && !is_key(keys.prefix(), key, &item.key) => {
                     Err(Error::UnknownResponse("a value for another key".into()))
                 }
@@ -97,6 +97,7 @@ impl Inner {
         );
         let result = match self.request(buf.freeze(), Expect::one(Kind::Values)).await {
             Ok(Response::Values(items)) => line_up(rules.prefix(), keys, items),
+            Ok(Response::Value(hit)) => line_up(rules.prefix(), keys, hit.into_iter().collect()),
             Ok(other) => Err(mismatched(&other)),
             Err(error) => Err(error),
         };

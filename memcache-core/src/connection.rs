@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -57,6 +57,28 @@ pub(crate) struct Request {
     /// A quiet meta request: no reply on success, an error line on failure. The driver
     /// follows each run of quiet requests with `mn` to learn where their replies end.
     pub(crate) quiet: bool,
+    /// When the caller issued it: its reply is due by `since + timeout`.
+    pub(crate) since: Instant,
+}
+
+/// How [`Connection::try_send`] handed a request over.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// To a connected driver, which answers or fails it by its deadline: the caller needs
+    /// no timer of its own.
+    Ready,
+    /// To a driver that is still connecting: the caller bounds its own wait.
+    Connecting,
+    /// Not at all: the channel is full. Send it with this sender, within the deadline.
+    Full(mpsc::Sender<Request>, Request),
+}
+
+/// The client's handle on one driver.
+#[derive(Debug)]
+struct Handle {
+    sender: mpsc::Sender<Request>,
+    /// Set once the driver has connected (and probed) and enforces deadlines itself.
+    ready: Arc<AtomicBool>,
 }
 
 /// What a server's connections have learned, shared by the client and every driver.
@@ -84,7 +106,7 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct Connection {
     config: Arc<Config>,
-    current: Mutex<Option<mpsc::Sender<Request>>>,
+    current: Mutex<Option<Handle>>,
     shared: Arc<Shared>,
 }
 
@@ -115,78 +137,72 @@ impl Connection {
         self.shared.noreply_errors.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<mpsc::Sender<Request>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Handle>> {
         self.current
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Hands `request` to the driver. Resolves once the driver has it (it may still be
-    /// unwritten); waits only when the channel is full.
-    pub(crate) async fn send(&self, request: Request) -> Result<()> {
-        let (sender, request) = {
-            let mut current = self.lock();
-            let mut request = request;
-            // At most two tries: the live driver, then a fresh one if it had just ended.
-            let mut fresh = false;
-            loop {
-                let sender = match current.as_ref() {
-                    Some(sender) if !sender.is_closed() => sender,
-                    _ => {
-                        fresh = true;
-                        current.insert(self.open())
-                    }
-                };
-                match sender.try_send(request) {
-                    Ok(()) => return Ok(()),
-                    Err(mpsc::error::TrySendError::Full(back)) => break (sender.clone(), back),
-                    Err(mpsc::error::TrySendError::Closed(back)) if !fresh => {
-                        *current = None;
-                        request = back;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return Err(Error::UnexpectedClose)
-                    }
+    /// Hands `request` to the current driver without waiting, opening a new connection
+    /// (and driver) when there is none or the last one has ended.
+    pub(crate) fn try_send(&self, request: Request) -> Sent {
+        let mut current = self.lock();
+        let request = match current.as_ref() {
+            Some(handle) => match handle.sender.try_send(request) {
+                Ok(()) if handle.ready.load(Ordering::Acquire) => return Sent::Ready,
+                Ok(()) => return Sent::Connecting,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    return Sent::Full(handle.sender.clone(), back)
                 }
-            }
+                // The driver has ended: this request opens the next connection.
+                Err(mpsc::error::TrySendError::Closed(back)) => back,
+            },
+            None => request,
         };
-        sender
-            .send(request)
-            .await
-            .map_err(|_| Error::UnexpectedClose)
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        // Queued before the driver starts, so that a driver failing at once (connection
+        // refused) fails this request with its own error.
+        let _ = sender.try_send(request);
+        let ready = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(
+            Arc::clone(&self.config),
+            Arc::clone(&self.shared),
+            Arc::clone(&ready),
+            receiver,
+        ));
+        *current = Some(Handle { sender, ready });
+        Sent::Connecting
     }
 
     /// Sends `quit` on the current connection, if any, and forgets it: later requests open
     /// a new connection. Requests already queued on it are answered first.
     pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
-        let sender = self.lock().take();
-        if let Some(sender) = sender {
+        let handle = self.lock().take();
+        if let Some(Handle { sender, .. }) = handle {
             // A driver that has already ended needs no quit.
             let request = Request {
                 bytes,
                 reply: None,
                 quiet: false,
+                since: Instant::now(),
             };
             let _ = sender.send(request).await;
         }
         Ok(())
     }
-
-    fn open(&self) -> mpsc::Sender<Request> {
-        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(run(
-            Arc::clone(&self.config),
-            Arc::clone(&self.shared),
-            receiver,
-        ));
-        sender
-    }
 }
 
 /// Connects (probing for the meta protocol first under [`Protocol::Auto`]), then drives
 /// the connection until it ends.
-async fn run(config: Arc<Config>, shared: Arc<Shared>, mut requests: mpsc::Receiver<Request>) {
-    let error = match connect(&config, &shared).await {
+async fn run(
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    ready: Arc<AtomicBool>,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    let stream = connect(&config, &shared).await;
+    ready.store(true, Ordering::Release);
+    let error = match stream {
         Ok(Stream::Tcp(stream)) => return Driver::new(stream, requests, &config, shared).await,
         Ok(Stream::Unix(stream)) => return Driver::new(stream, requests, &config, shared).await,
         Err(error) => error,
@@ -340,6 +356,8 @@ struct Driver<S> {
     shared: Arc<Shared>,
     /// Quiet requests taken since the last `mn`.
     quiet_run: Vec<Bytes>,
+    /// When the first of them was issued.
+    quiet_since: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
@@ -365,6 +383,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             server: config.server.to_string(),
             shared,
             quiet_run: Vec::new(),
+            quiet_since: Instant::now(),
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            kind: TimeoutKind::Request,
+            after: self.timeout,
         }
     }
 
@@ -392,8 +418,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             match self.requests.poll_recv(cx) {
                 Poll::Ready(Some(request)) => {
                     took = true;
-                    let since = *now.get_or_insert_with(Instant::now);
+                    let since = request.since;
+                    if request.reply.is_some()
+                        && since + self.timeout <= *now.get_or_insert_with(Instant::now)
+                    {
+                        // Overdue before it was written (it waited for the connection):
+                        // fail it alone rather than the connection.
+                        if let Some((_, slot)) = request.reply {
+                            let _ = slot.send(Err(self.timed_out()));
+                        }
+                        continue;
+                    }
                     if request.quiet {
+                        if self.quiet_run.is_empty() {
+                            self.quiet_since = since;
+                        }
                         self.quiet_run.push(request.bytes.clone());
                     } else if !self.quiet_run.is_empty() {
                         self.end_quiet_run(since);
@@ -413,7 +452,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         }
         if !self.quiet_run.is_empty() {
-            self.end_quiet_run(now.unwrap_or_else(Instant::now));
+            self.end_quiet_run(self.quiet_since);
         }
         took
     }
@@ -527,35 +566,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     /// Fails the connection when its oldest request has waited longer than the timeout.
+    ///
+    /// The timer is re-armed lazily: when it fires early (the request it was set for has
+    /// been answered) it is set for the new oldest request, and it stays armed while no
+    /// request is outstanding, so that one-at-a-time traffic does not reset it per request.
+    ///
+    /// Only callers' requests count: the `mn` after a run of quiet (noreply) requests is the
+    /// driver's own bookkeeping, and a connection carrying only noreply writes survives a
+    /// stalled server as it does over the classic protocol.
     fn check_timer(&mut self, cx: &mut Context<'_>) -> Result<()> {
-        let Some(oldest) = self.pending.front() else {
-            self.timer_armed = false;
-            return Ok(());
+        let oldest_caller = |pending: &VecDeque<Pending>| {
+            pending
+                .iter()
+                .find(|p| matches!(p.waiter, Waiter::Caller(_)))
+                .map(|p| p.since)
         };
-        let deadline = oldest.since + self.timeout;
-        if !self.timer_armed {
-            self.timer.as_mut().reset(deadline);
-            self.timer_armed = true;
-        }
-        while self.timer.as_mut().poll(cx).is_ready() {
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    kind: TimeoutKind::Request,
-                    after: self.timeout,
-                });
+        while let Some(since) = oldest_caller(&self.pending) {
+            let deadline = since + self.timeout;
+            if !self.timer_armed {
+                self.timer.as_mut().reset(deadline);
+                self.timer_armed = true;
             }
-            // The request the timer was set for has been answered: follow the new oldest.
-            self.timer.as_mut().reset(deadline);
+            if self.timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timed_out());
+            }
+            self.timer_armed = false;
         }
         Ok(())
     }
 
     /// One poll's worth of work. `Ok(true)`: the connection is finished.
+    ///
+    /// Each round takes queued requests, writes, and reads. A source that answered
+    /// `Pending` has registered this task's waker, so it is not polled again in this call:
+    /// the channel only after a write made room (it is left unpolled while the write queue
+    /// is over its high-water mark), the socket's read side not until it wakes the task.
     fn drive(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+        let (mut poll_intake, mut poll_read) = (true, true);
         for _ in 0..ROUNDS_PER_POLL {
-            let took = self.intake(cx);
-            let wrote = self.write(cx)?;
-            let read = self.read(cx)?;
+            let took = poll_intake && self.intake(cx);
+            let wrote = (!self.out.is_empty() || self.needs_flush) && self.write(cx)?;
+            let read = poll_read && self.read(cx)?;
             if !self.open && self.pending.is_empty() && self.out.is_empty() {
                 return Ok(true);
             }
@@ -563,6 +617,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 self.check_timer(cx)?;
                 return Ok(false);
             }
+            poll_intake = took || wrote;
+            poll_read = read;
         }
         cx.waker().wake_by_ref();
         self.check_timer(cx)?;
@@ -570,6 +626,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     fn fail(&mut self, error: &Error) {
+        // Closed first: a caller woken by the failure below must not be able to queue its
+        // next request here; it opens a new connection instead.
+        self.requests.close();
         if self.pending.is_empty() && matches!(error, Error::UnexpectedClose) {
             tracing::debug!(server = %self.server, "connection closed by the server while idle");
         } else {

@@ -52,8 +52,10 @@ pub enum Status {
 /// A complete response.
 #[derive(Debug, Clone)]
 pub enum Response {
-    /// Retrieval: the hits, in the order the server sent them.
+    /// Retrieval: the hits, in the order the server sent them (two or more).
     Values(Vec<Item>),
+    /// Retrieval with at most one hit (every single-key read): no list to allocate.
+    Value(Option<Item>),
     /// A status word.
     Status(Status),
     /// `incr` / `decr` result.
@@ -226,7 +228,12 @@ impl Decoder {
             let response = match kind {
                 Kind::Values => {
                     if line == b"END" {
-                        Response::Values(std::mem::take(&mut self.items))
+                        if self.items.len() <= 1 {
+                            // keeps the list's room for the next response
+                            Response::Value(self.items.pop())
+                        } else {
+                            Response::Values(std::mem::take(&mut self.items))
+                        }
                     } else if line.starts_with(b"VALUE ") {
                         if self.value(buf, nl)? {
                             continue;
@@ -266,7 +273,7 @@ impl Decoder {
                 Kind::MetaGet | Kind::MetaArith => {
                     if line == b"EN" || line == b"NF" {
                         let miss = if kind == Kind::MetaGet {
-                            Response::Values(Vec::new())
+                            Response::Value(None)
                         } else {
                             Response::Status(Status::NotFound)
                         };
@@ -283,7 +290,7 @@ impl Decoder {
                                 cas,
                                 data: Bytes::new(),
                             };
-                            return Ok(Some(Response::Values(vec![item])));
+                            return Ok(Some(Response::Value(Some(item))));
                         }
                     }
                     let Some(rest) = line.strip_prefix(b"VA ") else {
@@ -299,12 +306,12 @@ impl Decoder {
                         return Ok(None);
                     };
                     return Ok(Some(if kind == Kind::MetaGet {
-                        Response::Values(vec![Item {
+                        Response::Value(Some(Item {
                             key: Bytes::new(),
                             flags,
                             cas,
                             data,
-                        }])
+                        }))
                     } else {
                         match parse_u64(data.trim_ascii_end()) {
                             Some(n) => Response::Number(n),
@@ -525,7 +532,7 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(got[0].contains("key: b\"a\", flags: 5, cas: None, data: b\"abc\""));
         assert!(got[0].contains("key: b\"bb\", flags: 0, cas: None, data: b\"\""));
-        assert_eq!(got[1], "Values([])");
+        assert_eq!(got[1], "Value(None)");
         assert!(got[2].contains("flags: 1, cas: Some(77), data: b\"\\r\\n\""));
     }
 
@@ -626,10 +633,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                "Values([Item { key: b\"\", flags: 3, cas: Some(128013), data: b\"hello\" }])",
-                "Values([Item { key: b\"\", flags: 3, cas: None, data: b\"\" }])",
-                "Values([])",
-                "Values([Item { key: b\"\", flags: 0, cas: None, data: b\"\" }])",
+                "Value(Some(Item { key: b\"\", flags: 3, cas: Some(128013), data: b\"hello\" }))",
+                "Value(Some(Item { key: b\"\", flags: 3, cas: None, data: b\"\" }))",
+                "Value(None)",
+                "Value(Some(Item { key: b\"\", flags: 0, cas: None, data: b\"\" }))",
                 "Status(Touched)",
                 "Status(NotFound)",
                 "Status(Stored)",
