@@ -1,0 +1,631 @@
+//! Failures, against a real memcached and the fault-injecting proxy: a stopped server
+//! (timeouts), a killed and restarted one (connection errors, reconnection), `ignore_exc`,
+//! responses cut, garbled or reset mid-flight, values too large for the server or for the
+//! client, unix sockets, refused and hanging connects.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use memcache_core::{Client, Error, TimeoutKind};
+use memcache_tests::{raw_get, FaultMode, FaultProxy, Memcached};
+
+/// The per-command timeout of the fault tests.
+const TIMEOUT: Duration = Duration::from_millis(250);
+/// How late a timed-out call may return (scheduling on a busy two-core machine).
+const MARGIN: Duration = Duration::from_millis(200);
+
+fn client_at(addr: &str, ignore_exc: bool) -> Client {
+    Client::builder()
+        .server(addr)
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .ignore_exc(ignore_exc)
+        .build()
+        .expect("client builds")
+}
+
+/// Awaits `call`, returning its result and how long it took.
+async fn timed<T>(call: impl std::future::IntoFuture<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let result = call.await;
+    (result, started.elapsed())
+}
+
+/// Checks that a call failed with a timeout after the timeout, not much later.
+///
+/// The kind is not pinned: a call that had to open a connection to the stopped server may
+/// report its connection attempt (the connect, or the protocol probe the client sends
+/// first) as the part that timed out. Both limits are `TIMEOUT` here.
+fn assert_timed_out<T: std::fmt::Debug>(what: &str, result: Result<T, Error>, took: Duration) {
+    match result {
+        Err(Error::Timeout { after, .. }) => assert_eq!(after, TIMEOUT, "{what}"),
+        other => panic!("{what}: expected a timeout, got {other:?}"),
+    }
+    assert!(
+        took >= TIMEOUT && took < TIMEOUT + MARGIN,
+        "{what}: timed out after {took:?}"
+    );
+}
+
+/// Checks that a read under `ignore_exc` waited out the timeout and returned a miss.
+fn assert_slow_miss(what: &str, took: Duration) {
+    assert!(
+        took >= TIMEOUT && took < TIMEOUT + MARGIN,
+        "{what}: returned after {took:?}"
+    );
+}
+
+/// Lets the connection that carried a timed-out request close itself (its oldest request
+/// is past the timeout), so that the next call opens a new connection and its own timing
+/// is measured. See `rapid_calls_to_a_paused_server_all_fail_in_time` for calls made
+/// without this pause.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_times_out_then_recovers() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "before").noreply(false).await.unwrap();
+
+    server.pause();
+    let (result, took) = timed(client.get("k")).await;
+    assert_timed_out("get", result, took);
+    settle().await;
+    let (result, took) = timed(client.gets("k")).await;
+    assert_timed_out("gets", result, took);
+    settle().await;
+    let (result, took) = timed(client.get_many(["k", "x"])).await;
+    assert_timed_out("get_many", result, took);
+    settle().await;
+    let (result, took) = timed(client.set("k", "during").noreply(false)).await;
+    assert_timed_out("set", result, took);
+    settle().await;
+    let (result, took) = timed(client.incr("n", 1)).await;
+    assert_timed_out("incr", result, took);
+    settle().await;
+    let (result, took) = timed(client.stats()).await;
+    assert_timed_out("stats", result, took);
+    settle().await;
+    let (result, took) = timed(client.version()).await;
+    assert_timed_out("version", result, took);
+    settle().await;
+    // The predicates agree.
+    let error = client.get("k").await.unwrap_err();
+    assert!(error.is_timeout() && error.is_connection_error() && !error.is_server_error());
+
+    settle().await;
+    server.resume();
+    // The set sent while paused may or may not have been applied once the server resumed
+    // (the contract says so of timed-out writes); either value is the right one.
+    let value = client.get("k").await.unwrap().expect("still stored").data;
+    assert!(value == "before" || value == "during", "{value:?}");
+    client.set("k", "after").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "after");
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.pid(), server.pid().map(u64::from));
+}
+
+/// Calls made one right after the other to a stopped server: each fails with a timeout,
+/// none later than the timeout plus the margin.
+///
+/// Some fail much earlier than the timeout: a call made the moment the previous one timed
+/// out is handed to the same connection, whose driver then declares it dead (its oldest
+/// request is past the timeout) and fails every request on it, the new one included. The
+/// design allows this ("its outstanding requests failed"); only the upper bound is a
+/// contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_calls_to_a_paused_server_all_fail_in_time() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    server.pause();
+    let started = Instant::now();
+    for round in 0..6 {
+        let (result, took) = timed(client.get("k")).await;
+        let error = result.unwrap_err();
+        assert!(error.is_timeout(), "round {round}: {error:?}");
+        assert!(took < TIMEOUT + MARGIN, "round {round}: {took:?}");
+    }
+    assert!(started.elapsed() < 6 * (TIMEOUT + MARGIN));
+    settle().await;
+    server.resume();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_with_ignore_exc_reads_miss_and_writes_fail() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), true);
+    assert!(client.ignore_exc());
+    client.set("k", "v").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
+
+    server.pause();
+    let (hit, took) = timed(client.get("k")).await;
+    assert_eq!(hit.unwrap(), None);
+    assert_slow_miss("get", took);
+    settle().await;
+    let (hit, took) = timed(client.gets("k")).await;
+    assert_eq!(hit.unwrap(), None);
+    assert_slow_miss("gets", took);
+    settle().await;
+    let (hit, took) = timed(client.gat("k", 10)).await;
+    assert_eq!(hit.unwrap(), None);
+    assert_slow_miss("gat", took);
+    settle().await;
+    let (hits, took) = timed(client.get_many(["k", "other"])).await;
+    assert!(hits.unwrap().is_empty());
+    assert_slow_miss("get_many", took);
+    settle().await;
+    let (hits, took) = timed(client.gets_many(["k"])).await;
+    assert!(hits.unwrap().is_empty());
+    assert_slow_miss("gets_many", took);
+    settle().await;
+    let (stats, took) = timed(client.stats()).await;
+    assert!(stats.unwrap().is_empty());
+    assert_slow_miss("stats", took);
+    settle().await;
+
+    let (result, took) = timed(client.set("k", "w").noreply(false)).await;
+    assert_timed_out("set", result, took);
+    settle().await;
+    let (result, took) = timed(client.delete("k").noreply(false)).await;
+    assert_timed_out("delete", result, took);
+    settle().await;
+    let (result, took) = timed(client.incr("n", 1)).await;
+    assert_timed_out("incr", result, took);
+
+    let (result, took) = timed(client.get("bad key")).await;
+    assert!(result.unwrap_err().is_illegal_input());
+    assert!(
+        took < Duration::from_millis(50),
+        "refused at once: {took:?}"
+    );
+
+    settle().await;
+    server.resume();
+    // The misses above were not real: the value is still there (the set and delete that
+    // timed out may have been applied after the resume, so look at a fresh write).
+    client.set("fresh", "yes").noreply(false).await.unwrap();
+    assert_eq!(client.get("fresh").await.unwrap().unwrap().data, "yes");
+    let value = client.get("k").await.unwrap().map(|v| v.data);
+    assert!(
+        value.is_none()
+            || value.as_deref() == Some(&b"v"[..])
+            || value.as_deref() == Some(&b"w"[..]),
+        "{value:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_fails_fast_and_restart_on_the_same_port_recovers() {
+    let server = Memcached::start();
+    let addr = server.addr();
+    let client = client_at(&addr, false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    server.kill();
+    let (result, took) = timed(client.get("k")).await;
+    let error = result.unwrap_err();
+    assert!(
+        error.is_connection_error() && !error.is_timeout(),
+        "{error:?}"
+    );
+    assert!(took < TIMEOUT, "fails fast, not by timeout: {took:?}");
+
+    // While it is down, connecting is refused: a connection error, at once. (The exact
+    // variant is checked in `refused_and_hanging_connects`.)
+    let (result, took) = timed(client.set("k", "x").noreply(false)).await;
+    let error = result.unwrap_err();
+    assert!(
+        error.is_connection_error() && !error.is_timeout(),
+        "{error:?}"
+    );
+    assert!(took < TIMEOUT, "{took:?}");
+    let error = client.incr("n", 1).await.unwrap_err();
+    assert!(error.is_connection_error(), "{error:?}");
+
+    server.restart();
+    assert_eq!(server.addr(), addr, "same port");
+    // The very next call succeeds: the refused connect above ended that connection
+    // attempt, so this call opens a new connection to the restarted server. Its cache is
+    // empty.
+    assert_eq!(client.get("k").await.unwrap(), None);
+    client.set("k", "again").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "again");
+    assert_eq!(raw_get(&addr, "k"), Some((0, b"again".to_vec())));
+}
+
+/// Killed and restarted while the client was idle, with the runtime free to run the
+/// connection's driver in between: the driver keeps reading while idle, sees the end of
+/// stream when the server dies and ends, so the first call after the restart opens a new
+/// connection and succeeds.
+#[tokio::test]
+async fn idle_connection_to_a_killed_server_is_noticed_by_its_driver() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    server.kill();
+    // Yield to the runtime: the driver reads the end of stream and ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.restart();
+    assert_eq!(client.get("k").await.unwrap(), None, "first call succeeds");
+    client.set("k", "new").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "new");
+}
+
+/// Killed and restarted while the (single-threaded) runtime is blocked, so the driver could
+/// not notice: the first call is handed to the old connection, whose driver then finds it
+/// closed and fails the call with a connection error. The call after it opens a new
+/// connection and succeeds. (A call is never retried silently: it may have been written.)
+#[tokio::test(flavor = "current_thread")]
+async fn unnoticed_dead_connection_fails_one_call_then_recovers() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    server.kill(); // blocking: the driver does not run in between
+    server.restart();
+    let (result, took) = timed(client.get("k")).await;
+    let error = result.unwrap_err();
+    assert!(
+        error.is_connection_error() && !error.is_timeout(),
+        "{error:?}"
+    );
+    assert!(took < TIMEOUT, "{took:?}");
+    assert_eq!(client.get("k").await.unwrap(), None, "second call succeeds");
+    client.set("k", "new").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_with_ignore_exc_reads_miss_and_writes_fail() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), true);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (hit, took) = timed(client.get("k")).await;
+    assert_eq!(hit.unwrap(), None);
+    assert!(took < TIMEOUT, "a refused connect is quick: {took:?}");
+    assert_eq!(client.gets("k").await.unwrap(), None);
+    assert_eq!(client.gats("k", 5).await.unwrap(), None);
+    assert!(client.get_many(["k", "j"]).await.unwrap().is_empty());
+    assert!(client.gets_many(["k"]).await.unwrap().is_empty());
+    assert!(client.stats().await.unwrap().is_empty());
+
+    for error in [
+        client.set("k", "w").noreply(false).await.unwrap_err(),
+        client.add("k", "w").noreply(false).await.unwrap_err(),
+        client.delete("k").noreply(false).await.unwrap_err(),
+        client.touch("k", 1).noreply(false).await.unwrap_err(),
+        client.incr("n", 1).await.unwrap_err(),
+        client.version().await.unwrap_err(),
+    ] {
+        assert!(
+            error.is_connection_error() && !error.is_timeout(),
+            "{error:?}"
+        );
+    }
+    assert!(client.get("a\nb").await.unwrap_err().is_illegal_input());
+    assert!(client
+        .get_many(["ok", "not ok"])
+        .await
+        .unwrap_err()
+        .is_illegal_input());
+
+    server.restart();
+    assert_eq!(client.get("k").await.unwrap(), None);
+    client.set("k", "back").noreply(false).await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "back");
+    assert_eq!(
+        client.stats().await.unwrap().pid(),
+        server.pid().map(u64::from)
+    );
+}
+
+/// How many fault / recovery cycles each proxy test runs: the recovery must hold every
+/// time, not by luck of scheduling.
+const CYCLES: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_cut_mid_way_is_a_connection_error() {
+    let server = Memcached::start();
+    let proxy = FaultProxy::start(&server.addr());
+    let client = client_at(&proxy.addr(), false);
+    let big = "0123456789".repeat(2_000); // 20 kB: the cut lands inside the value
+    client.set("big", &big).noreply(false).await.unwrap();
+    assert_eq!(client.get("big").await.unwrap().unwrap().data, big);
+
+    for cycle in 0..CYCLES {
+        proxy.set_mode(FaultMode::CutAfter(100 + cycle * 50));
+        let (result, took) = timed(client.get("big")).await;
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, Error::UnexpectedClose | Error::Io(_)),
+            "cycle {cycle}: {error:?}"
+        );
+        assert!(error.is_connection_error() && !error.is_timeout());
+        assert!(took < TIMEOUT, "cycle {cycle}: {took:?}");
+
+        proxy.set_mode(FaultMode::PassThrough);
+        let value = client.get("big").await;
+        assert!(
+            matches!(&value, Ok(Some(v)) if v.data == big),
+            "cycle {cycle}: the call after the cut failed: {:?}",
+            value.map(|v| v.map(|v| v.data.len()))
+        );
+    }
+    assert_eq!(proxy.connections(), 1 + CYCLES, "one reconnection per cut");
+
+    // The same with ignore_exc: a miss, then the value again.
+    let lenient = client_at(&proxy.addr(), true);
+    lenient.version().await.unwrap();
+    proxy.set_mode(FaultMode::CutAfter(10));
+    assert_eq!(lenient.get("big").await.unwrap(), None);
+    proxy.set_mode(FaultMode::PassThrough);
+    settle().await;
+    assert_eq!(lenient.get("big").await.unwrap().unwrap().data, big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbled_response_is_an_unknown_response() {
+    let server = Memcached::start();
+    let proxy = FaultProxy::start(&server.addr());
+    let client = client_at(&proxy.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    for cycle in 0..CYCLES {
+        proxy.set_mode(FaultMode::Garble);
+        let error = match cycle % 4 {
+            0 => client.get("k").await.unwrap_err(),
+            1 => client.incr("n", 1).await.unwrap_err(),
+            2 => client.stats().await.unwrap_err(),
+            _ => client.get_many(["k", "j"]).await.unwrap_err(),
+        };
+        assert!(
+            matches!(error, Error::UnknownResponse(_)),
+            "cycle {cycle}: {error:?}"
+        );
+        assert!(error.is_connection_error() && !error.is_server_error());
+
+        proxy.set_mode(FaultMode::PassThrough);
+        let value = client.get("k").await;
+        assert!(
+            matches!(&value, Ok(Some(v)) if v.data == "v"),
+            "cycle {cycle}: the call after the garbage failed: {value:?}"
+        );
+    }
+
+    proxy.set_mode(FaultMode::Garble);
+    let error = client.set("k", "w").noreply(false).await.unwrap_err();
+    assert!(matches!(error, Error::UnknownResponse(_)), "{error:?}");
+    proxy.set_mode(FaultMode::PassThrough);
+    settle().await;
+    // The garbled set may or may not have been applied (its reply was lost).
+    let value = client.get("k").await.unwrap().unwrap().data;
+    assert!(value == "v" || value == "w", "{value:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reset_is_a_connection_error() {
+    let server = Memcached::start();
+    let proxy = FaultProxy::start(&server.addr());
+    let client = client_at(&proxy.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+
+    for cycle in 0..CYCLES {
+        proxy.set_mode(FaultMode::Reset);
+        // First on the open connection, then on a new one, which the proxy resets on
+        // accept.
+        for attempt in 0..2 {
+            let (result, took) = timed(client.get("k")).await;
+            let error = result.unwrap_err();
+            assert!(
+                matches!(error, Error::Io(_) | Error::UnexpectedClose),
+                "cycle {cycle} attempt {attempt}: {error:?}"
+            );
+            assert!(error.is_connection_error() && !error.is_timeout());
+            assert!(took < TIMEOUT, "cycle {cycle} attempt {attempt}: {took:?}");
+        }
+
+        proxy.set_mode(FaultMode::PassThrough);
+        let value = client.get("k").await;
+        assert!(
+            matches!(&value, Ok(Some(v)) if v.data == "v"),
+            "cycle {cycle}: the call after the reset failed: {value:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_too_large_for_the_server_is_a_server_error() {
+    let server = Memcached::builder().max_item_size(1024 * 1024).start();
+    let client = Client::builder()
+        .server(server.addr())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    client.set("small", "ok").noreply(false).await.unwrap();
+    let connections = client.stats().await.unwrap().total_connections();
+
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    let error = client.set("huge", &huge).noreply(false).await.unwrap_err();
+    match &error {
+        Error::Server(message) => assert_eq!(message, "object too large for cache"),
+        other => panic!("expected Error::Server, got {other:?}"),
+    }
+    assert!(error.is_server_error() && !error.is_connection_error());
+    // The server skipped the value's bytes; the connection is in step.
+    assert_eq!(client.get("small").await.unwrap().unwrap().data, "ok");
+    assert_eq!(client.get("huge").await.unwrap(), None);
+
+    // With noreply (the default) the failure is silently lost, as documented.
+    assert!(client.set("huge", &huge).await.unwrap());
+    assert_eq!(client.get("huge").await.unwrap(), None);
+    assert_eq!(client.get("small").await.unwrap().unwrap().data, "ok");
+    // Nothing reconnected: the same connection served every call.
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.total_connections(), connections);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_over_the_clients_max_value_size_fails_without_allocating() {
+    let server = Memcached::start();
+    let addr = server.addr();
+    let writer = client_at(&addr, false);
+    let reader = Client::builder()
+        .server(&addr)
+        .timeout(TIMEOUT)
+        .max_value_size(1024)
+        .build()
+        .unwrap();
+    writer
+        .set("big", vec![b'b'; 64 * 1024])
+        .noreply(false)
+        .await
+        .unwrap();
+    writer
+        .set("limit", vec![b'l'; 1024])
+        .noreply(false)
+        .await
+        .unwrap();
+    writer
+        .set("over", vec![b'o'; 1025])
+        .noreply(false)
+        .await
+        .unwrap();
+
+    for cycle in 0..CYCLES {
+        let error = reader.get("big").await.unwrap_err();
+        match error {
+            Error::ValueTooLarge { size, max } => assert_eq!((size, max), (64 * 1024, 1024)),
+            ref other => panic!("cycle {cycle}: expected ValueTooLarge, got {other:?}"),
+        }
+        assert!(error.is_connection_error());
+        // The next call works (on a new connection).
+        let next = reader.get("limit").await;
+        assert!(
+            matches!(&next, Ok(Some(v)) if v.data.len() == 1024),
+            "cycle {cycle}: the call after ValueTooLarge failed: {:?}",
+            next.map(|v| v.map(|v| v.data.len()))
+        );
+    }
+    let error = reader.get("over").await.unwrap_err();
+    assert!(
+        matches!(error, Error::ValueTooLarge { size: 1025, .. }),
+        "{error:?}"
+    );
+    settle().await;
+    let error = reader.get_many(["limit", "big"]).await.unwrap_err();
+    assert!(matches!(error, Error::ValueTooLarge { .. }), "{error:?}");
+    settle().await;
+    assert_eq!(reader.get("limit").await.unwrap().unwrap().data.len(), 1024);
+    assert_eq!(
+        writer.get("big").await.unwrap().unwrap().data.len(),
+        64 * 1024
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_client() {
+    let server = Memcached::builder().unix_socket(true).start();
+    let path = server.socket_path().expect("a unix socket server");
+    let path = path.to_str().expect("a UTF-8 path");
+    let client = client_at(path, false);
+
+    assert!(client
+        .set("k", "over unix")
+        .flags(3)
+        .noreply(false)
+        .await
+        .unwrap());
+    let hit = client.get("k").await.unwrap().unwrap();
+    assert_eq!((hit.data.as_ref(), hit.flags), (&b"over unix"[..], 3));
+    assert_eq!(raw_get(path, "k"), Some((3, b"over unix".to_vec())));
+    assert_eq!(client.get_many(["k", "x"]).await.unwrap().len(), 1);
+    assert_eq!(
+        client.stats().await.unwrap().pid(),
+        server.pid().map(u64::from)
+    );
+    // The "unix:" form of the address works too.
+    let prefixed = client_at(&format!("unix:{path}"), false);
+    assert_eq!(prefixed.get("k").await.unwrap().unwrap().data, "over unix");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_hanging_connects() {
+    // A port where memcached was and nothing listens any more.
+    let server = Memcached::start();
+    let addr = server.addr();
+    server.kill();
+    let client = client_at(&addr, false);
+    // Every attempt opens a new connection, and each must report what happened: the
+    // connect was refused (not, say, "the server closed the connection").
+    for attempt in 0..200 {
+        let (result, took) = timed(client.get("k")).await;
+        match result {
+            Err(Error::Io(e)) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "attempt {attempt}"
+            ),
+            other => panic!("attempt {attempt}: expected connection refused, got {other:?}"),
+        }
+        assert!(
+            took < Duration::from_millis(100),
+            "attempt {attempt}: refused at once: {took:?}"
+        );
+    }
+
+    // A listener whose accept queue is full (backlog 0 holds one connection, and nobody
+    // accepts): further SYNs are dropped, so connecting hangs until connect_timeout.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let listener: TcpListener = socket.into();
+    let target = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..2 {
+        let filler =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // Non-blocking: the second filler may itself hang in SYN_SENT, which is fine.
+        filler.set_nonblocking(true).unwrap();
+        let _ = filler.connect(&target.into());
+        fillers.push(filler);
+    }
+    // Let the kernel finish the first filler's handshake into the queue.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let connect_limit = Duration::from_millis(200);
+    let client = Client::builder()
+        .server(target.to_string())
+        .connect_timeout(connect_limit)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let (result, took) = timed(client.get("k")).await;
+    match result {
+        Err(Error::Timeout {
+            kind: TimeoutKind::Connect,
+            after,
+        }) => assert_eq!(after, connect_limit),
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    assert!(
+        took >= connect_limit && took < connect_limit + MARGIN,
+        "{took:?}"
+    );
+    drop(fillers);
+}
