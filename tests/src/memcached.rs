@@ -4,7 +4,7 @@ use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,6 +46,8 @@ pub struct Memcached {
     common_args: Vec<OsString>,
     /// `Some(path)` when the server listens on a unix socket instead of TCP.
     socket_path: Option<PathBuf>,
+    /// Listening on `[::1]` instead of `127.0.0.1`.
+    ipv6: bool,
     dir: ScratchDir,
     state: Mutex<State>,
 }
@@ -70,9 +72,17 @@ pub struct MemcachedBuilder {
     max_item_size: Option<u32>,
     extra_args: Vec<OsString>,
     unix_socket: bool,
+    ipv6: bool,
 }
 
 impl MemcachedBuilder {
+    /// Listens on the IPv6 loopback `[::1]` instead of `127.0.0.1`; [`Memcached::addr`] is
+    /// then `"[::1]:PORT"`.
+    pub fn ipv6(mut self, enabled: bool) -> Self {
+        self.ipv6 = enabled;
+        self
+    }
+
     /// Number of worker threads (`-t`).
     pub fn threads(mut self, threads: u32) -> Self {
         self.threads = Some(threads);
@@ -161,6 +171,7 @@ impl MemcachedBuilder {
             binary,
             common_args,
             socket_path,
+            ipv6: self.ipv6,
             dir,
             state: Mutex::new(State {
                 child: None,
@@ -201,7 +212,11 @@ impl Memcached {
     ///
     /// If the server listens on a unix socket (see [`socket_path`](Self::socket_path)).
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port())
+        if self.ipv6 {
+            format!("[::1]:{}", self.port())
+        } else {
+            format!("127.0.0.1:{}", self.port())
+        }
     }
 
     /// The TCP port. Stays the same across [`restart`](Self::restart).
@@ -311,7 +326,8 @@ impl Memcached {
                 let port = state
                     .port
                     .map_or_else(|| "-1".to_owned(), |p| p.to_string());
-                command.args(["-l", "127.0.0.1", "-p", &port]);
+                let host = if self.ipv6 { "[::1]" } else { "127.0.0.1" };
+                command.args(["-l", host, "-p", &port]);
             }
         }
         let stderr = fs::File::create(&stderr_file)
@@ -335,8 +351,8 @@ impl Memcached {
             }
             let ready = match &self.socket_path {
                 Some(path) => path.exists() && unix_answers(path),
-                None => match read_port(&port_file) {
-                    Some(port) if tcp_answers(port) => {
+                None => match read_port(&port_file, self.ipv6) {
+                    Some(port) if tcp_answers(port, self.ipv6) => {
                         state.port = Some(port);
                         true
                     }
@@ -428,17 +444,22 @@ fn send_signal(pid: u32, signal: &str) {
     );
 }
 
-/// Parses the `TCP INET: <port>` line memcached writes (atomically, by rename) into the
-/// port file.
-fn read_port(port_file: &Path) -> Option<u16> {
+/// Parses the `TCP INET: <port>` (or, for IPv6, `TCP INET6: <port>`) line memcached writes
+/// (atomically, by rename) into the port file.
+fn read_port(port_file: &Path, ipv6: bool) -> Option<u16> {
     let text = fs::read_to_string(port_file).ok()?;
+    let prefix = if ipv6 { "TCP INET6: " } else { "TCP INET: " };
     text.lines()
-        .find_map(|line| line.strip_prefix("TCP INET: "))
+        .find_map(|line| line.strip_prefix(prefix))
         .and_then(|port| port.trim().parse().ok())
 }
 
-fn tcp_answers(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+fn tcp_answers(port: u16, ipv6: bool) -> bool {
+    let addr = if ipv6 {
+        SocketAddr::from((Ipv6Addr::LOCALHOST, port))
+    } else {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    };
     match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
         Ok(stream) => answers_version(stream),
         Err(_) => false,
@@ -604,10 +625,12 @@ mod tests {
     fn port_file_line() {
         let dir = ScratchDir::new();
         let file = dir.path().join("port");
-        assert_eq!(read_port(&file), None);
+        assert_eq!(read_port(&file, false), None);
         fs::write(&file, "TCP INET: 40123\n").unwrap();
-        assert_eq!(read_port(&file), Some(40123));
+        assert_eq!(read_port(&file, false), Some(40123));
         fs::write(&file, "UDP INET: 1\nTCP INET: 2\n").unwrap();
-        assert_eq!(read_port(&file), Some(2));
+        assert_eq!(read_port(&file, false), Some(2));
+        fs::write(&file, "TCP INET: 2\nTCP INET6: 3\n").unwrap();
+        assert_eq!(read_port(&file, true), Some(3));
     }
 }

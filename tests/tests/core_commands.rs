@@ -712,3 +712,14 @@ async fn quit_then_the_next_command_reconnects_all_protocols() {
 async fn key_prefix_is_applied_on_the_wire_and_stripped_in_results_all_protocols() {
     each_protocol(key_prefix_is_applied_on_the_wire_and_stripped_in_results).await;
 }
+
+/// `"[v6]:port"` addresses: a client on the IPv6 loopback.
+#[tokio::test]
+async fn ipv6_server_address() {
+    let server = Memcached::builder().ipv6(true).start();
+    assert!(server.addr().starts_with("[::1]:"));
+    let client = Client::builder().server(server.addr()).build().unwrap();
+    assert!(client.set("v6", "over ipv6").noreply(false).await.unwrap());
+    let value = client.get("v6").await.unwrap().unwrap();
+    assert_eq!(&value.data[..], b"over ipv6");
+}
