@@ -24,7 +24,15 @@ fn encode(c: &mut Criterion) {
     group.bench_function("mg", |b| {
         b.iter(|| {
             let mut buf = BytesMut::with_capacity(64);
-            request::meta_get(&mut buf, b"", black_box(b"user:12345"), true, false, None);
+            request::meta_get(
+                &mut buf,
+                b"",
+                black_box(b"user:12345"),
+                true,
+                false,
+                None,
+                None,
+            );
             buf
         })
     });

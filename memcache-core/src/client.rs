@@ -162,6 +162,12 @@ impl Inner {
         }
     }
 
+    /// `true` under [`Protocol::Auto`](crate::Protocol::Auto) until a connection's probe
+    /// has been answered.
+    pub(crate) fn protocol_unknown(&self) -> bool {
+        self.connection.protocol_unknown()
+    }
+
     /// Whether to encode data commands in the meta protocol now.
     pub(crate) fn meta(&self) -> bool {
         self.connection.meta()

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use crate::client::{mismatched, Client, Inner};
 use crate::error::{Error, IllegalInput, Result};
 use crate::protocol::request::{self, StoreCommand};
-use crate::protocol::response::{Expect, Item, Kind, Response, Status};
-use crate::value::{CasOutcome, CasToken, Stats, Value};
+use crate::protocol::response::{Expect, Item, Kind, Response, Status, BUSY, STALE, WON};
+use crate::value::{CasOutcome, CasToken, Lease, Stats, Value};
 
 /// The future a command builder turns into.
 pub type CommandFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -55,7 +55,7 @@ impl Inner {
         let mut buf = Inner::buffer(32 + keys.wire_len(key));
         let meta = self.meta();
         let kind = if meta {
-            request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch);
+            request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch, None);
             Kind::MetaGet
         } else {
             request::retrieve(&mut buf, cas, touch, keys.prefix(), [key]);
@@ -677,7 +677,15 @@ impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
         // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
         // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
         let kind = if !noreply && inner.meta() {
-            request::meta_get(&mut buf, keys.prefix(), key, false, false, Some(self.ttl));
+            request::meta_get(
+                &mut buf,
+                keys.prefix(),
+                key,
+                false,
+                false,
+                Some(self.ttl),
+                None,
+            );
             Kind::MetaTouch
         } else {
             request::touch(&mut buf, keys.prefix(), key, self.ttl, noreply);
@@ -695,6 +703,90 @@ impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
     }
 }
 command_future!(Touch<K> => bool, where K: AsRef<[u8]> + Send + 'a);
+
+/// `mg <key> v f c N<ttl>`: see [`Client::lease`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct LeaseGet<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: u32,
+}
+
+impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
+    async fn run(self) -> Result<Lease> {
+        let inner = &self.client.inner;
+        let keys = &inner.config.keys;
+        let key = self.key.as_ref();
+        keys.check(key)?;
+        if inner.protocol_unknown() {
+            // Under Protocol::Auto the first connection's probe has not been answered yet. A
+            // classic read would take another client's lease placeholder for a hit, so wait
+            // for the answer: any request queued behind the probe will do.
+            let _ = self.client.version().await;
+        }
+        if !inner.meta() {
+            // Without the meta protocol clients cannot coordinate: a miss means "load".
+            return Ok(match inner.fetch_one(key, true, None).await? {
+                Some(item) => Lease::Hit(item.value()),
+                None => Lease::Won {
+                    stale: None,
+                    token: None,
+                },
+            });
+        }
+        let mut buf = Inner::buffer(48 + keys.wire_len(key));
+        request::meta_get(
+            &mut buf,
+            keys.prefix(),
+            key,
+            true,
+            true,
+            None,
+            Some(self.ttl),
+        );
+        let result = match inner
+            .request(buf.freeze(), Expect::one(Kind::MetaGet))
+            .await
+        {
+            Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
+            Ok(Response::Value(None)) => Ok(Lease::Won {
+                stale: None,
+                token: None,
+            }),
+            Ok(other) => Err(mismatched(&other)),
+            Err(error) => Err(error),
+        };
+        match inner.miss_on_error(result.map(Some))? {
+            Some(lease) => Ok(lease),
+            // ignore_exc turned an error into a miss: the caller loads.
+            None => Ok(Lease::Won {
+                stale: None,
+                token: None,
+            }),
+        }
+    }
+}
+command_future!(LeaseGet<K> => Lease, where K: AsRef<[u8]> + Send + 'a);
+
+/// What an `mg ... N` reply means for the caller.
+fn lease_of(item: Item) -> Lease {
+    let (state, token) = (item.lease, item.cas.map(CasToken));
+    let stale = state & STALE != 0;
+    let value = item.value();
+    if state & WON != 0 {
+        Lease::Won {
+            stale: stale.then_some(value),
+            token,
+        }
+    } else if state & BUSY != 0 || stale {
+        Lease::Busy {
+            stale: stale.then_some(value),
+        }
+    } else {
+        Lease::Hit(value)
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Server commands
@@ -839,6 +931,49 @@ impl Client {
             key,
             ttl,
         }
+    }
+
+    /// Reads one value, or on a miss takes a *lease* on the key for `ttl` seconds, so that
+    /// of all the clients (in every process) that miss at once, one recomputes the value
+    /// and the others wait or serve a stale copy: memcached's anti-stampede `mg ... N`.
+    ///
+    /// - [`Lease::Hit`]: a fresh value.
+    /// - [`Lease::Won`]: this caller recomputes and stores the value (any store command
+    ///   ends the lease). On a miss memcached creates an empty placeholder (flags 0) that
+    ///   other clients' plain `get` sees until then; if recomputing fails, call
+    ///   [`release_lease`](Self::release_lease) with the token to remove it.
+    /// - [`Lease::Busy`]: another client holds the lease; retry shortly, or use `stale`.
+    ///
+    /// Without the meta protocol (classic servers, proxies) clients cannot coordinate: a
+    /// miss is always `Won`. With `ignore_exc`, an error is a miss: `Won`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lease<K: AsRef<[u8]>>(&self, key: K, ttl: u32) -> LeaseGet<'_, K> {
+        LeaseGet {
+            client: self,
+            key,
+            ttl,
+        }
+    }
+
+    /// Removes the empty placeholder a [`Lease::Won`] created, if it is still there (its
+    /// CAS unique still `token`), so that other clients stop waiting for a value that will
+    /// not come. Quiet and fire-and-forget; does nothing without the meta protocol.
+    ///
+    /// # Errors
+    /// Illegal key; connection or timeout errors.
+    pub async fn release_lease<K: AsRef<[u8]>>(&self, key: K, token: CasToken) -> Result<()> {
+        let inner = &self.inner;
+        let keys = &inner.config.keys;
+        let key = key.as_ref();
+        keys.check(key)?;
+        if !inner.meta() {
+            return Ok(());
+        }
+        let mut buf = Inner::buffer(40 + keys.wire_len(key));
+        request::meta_delete_if(&mut buf, keys.prefix(), key, token.0);
+        inner.send_noreply(buf.freeze(), true).await
     }
 
     /// Reads many values in one request. The map holds the hits only, keyed by the keys as
@@ -1134,6 +1269,7 @@ mod tests {
             flags: 0,
             cas: None,
             data: Bytes::new(),
+            lease: 0,
         }
     }
 

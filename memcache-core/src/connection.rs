@@ -90,7 +90,6 @@ pub(crate) struct Shared {
     noreply_errors: AtomicU64,
 }
 
-#[allow(dead_code)] // the starting value of `Shared::mode`, named for the docs
 const UNKNOWN: u8 = 0;
 const CLASSIC: u8 = 1;
 const META: u8 = 2;
@@ -130,6 +129,12 @@ impl Connection {
             Protocol::Classic => false,
             Protocol::Auto => self.shared.mode.load(Ordering::Relaxed) == META,
         }
+    }
+
+    /// `true` under [`Protocol::Auto`] until a probe has been answered.
+    pub(crate) fn protocol_unknown(&self) -> bool {
+        self.config.protocol == Protocol::Auto
+            && self.shared.mode.load(Ordering::Relaxed) == UNKNOWN
     }
 
     /// How many quiet (noreply) meta requests the server reported as failed.

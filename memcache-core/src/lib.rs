@@ -161,4 +161,4 @@ pub use config::{
 };
 pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
 pub use key::MAX_KEY_LEN;
-pub use value::{CasOutcome, CasToken, Stats, Value};
+pub use value::{CasOutcome, CasToken, Lease, Stats, Value};

@@ -45,6 +45,28 @@ impl CasOutcome {
     }
 }
 
+/// The answer to [`Client::lease`](crate::Client::lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lease {
+    /// A fresh value.
+    Hit(Value),
+    /// This caller holds the lease: recompute the value and store it.
+    Won {
+        /// The previous value, if it was invalidated rather than missing.
+        stale: Option<Value>,
+        /// The CAS unique of the placeholder (or stale value), for
+        /// [`Client::release_lease`](crate::Client::release_lease); `None` without the meta
+        /// protocol.
+        token: Option<CasToken>,
+    },
+    /// Another client holds the lease and is recomputing the value.
+    Busy {
+        /// The previous value, if it was invalidated rather than missing: serve it meanwhile.
+        stale: Option<Value>,
+    },
+}
+
 /// The figures from a `stats` command, in the server's order, values kept as the server
 /// sent them with typed accessors for the numeric ones.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

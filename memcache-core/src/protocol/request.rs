@@ -164,8 +164,8 @@ pub fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [u8]>) {
     buf.put_slice(b"\r\n");
 }
 
-/// `mg <key> [v f] [c] [T<ttl>]\r\n`: a retrieval (`value`), or a touch when only `touch`
-/// is set.
+/// `mg <key> [v f] [c] [T<ttl>] [N<ttl>]\r\n`: a retrieval (`value`), or a touch when only
+/// `touch` is set; `lease` asks for a lease of that many seconds on a miss (`N`).
 pub fn meta_get(
     buf: &mut BytesMut,
     prefix: &[u8],
@@ -173,8 +173,9 @@ pub fn meta_get(
     value: bool,
     cas: bool,
     touch: Option<u32>,
+    lease: Option<u32>,
 ) {
-    buf.reserve(3 + prefix.len() + key.len() + 22);
+    buf.reserve(3 + prefix.len() + key.len() + 34);
     buf.put_slice(b"mg ");
     put_key(buf, prefix, key);
     if value {
@@ -187,7 +188,21 @@ pub fn meta_get(
         buf.put_slice(b" T");
         put_u64(buf, u64::from(ttl));
     }
+    if let Some(ttl) = lease {
+        buf.put_slice(b" N");
+        put_u64(buf, u64::from(ttl));
+    }
     buf.put_slice(b"\r\n");
+}
+
+/// `md <key> C<cas> q\r\n`: delete only if the CAS unique still matches, quietly.
+pub fn meta_delete_if(buf: &mut BytesMut, prefix: &[u8], key: &[u8], cas: u64) {
+    buf.reserve(3 + prefix.len() + key.len() + 26);
+    buf.put_slice(b"md ");
+    put_key(buf, prefix, key);
+    buf.put_slice(b" C");
+    put_u64(buf, cas);
+    buf.put_slice(b" q\r\n");
 }
 
 /// `ms <key> <bytes> [F<flags>] [T<ttl>] [C<cas>] [M<mode>] [q]\r\n<data>\r\n`. Zero flags
@@ -322,15 +337,15 @@ mod tests {
             (enc(|b| simple(b, "version", &[], false)), b"version\r\n"),
             (enc(|b| stats(b, [&b"slabs"[..]])), b"stats slabs\r\n"),
             (
-                enc(|b| meta_get(b, b"p:", b"k", true, false, None)),
+                enc(|b| meta_get(b, b"p:", b"k", true, false, None, None)),
                 b"mg p:k v f\r\n",
             ),
             (
-                enc(|b| meta_get(b, b"", b"k", true, true, Some(9))),
-                b"mg k v f c T9\r\n",
+                enc(|b| meta_get(b, b"", b"k", true, true, Some(9), Some(30))),
+                b"mg k v f c T9 N30\r\n",
             ),
             (
-                enc(|b| meta_get(b, b"", b"k", false, false, Some(9))),
+                enc(|b| meta_get(b, b"", b"k", false, false, Some(9), None)),
                 b"mg k T9\r\n",
             ),
             (

@@ -28,7 +28,16 @@ pub struct Item {
     pub cas: Option<u64>,
     /// The value.
     pub data: Bytes,
+    /// Lease state from a meta reply: [`WON`], [`BUSY`], [`STALE`] bits (0 for classic).
+    pub lease: u8,
 }
+
+/// `W`: this client won the right to recompute the value.
+pub const WON: u8 = 1;
+/// `Z`: another client already holds that right.
+pub const BUSY: u8 = 2;
+/// `X`: the value is stale (invalidated).
+pub const STALE: u8 = 4;
 
 /// A one-word status reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,13 +291,14 @@ impl Decoder {
                     }
                     if let Some(rest) = line.strip_prefix(b"HD") {
                         if kind == Kind::MetaGet && (rest.is_empty() || rest[0] == b' ') {
-                            let (flags, cas) = meta_flags(rest, line)?;
+                            let (flags, cas, lease) = meta_flags(rest, line)?;
                             buf.advance(consumed);
                             let item = Item {
                                 key: Bytes::new(),
                                 flags,
                                 cas,
                                 data: Bytes::new(),
+                                lease,
                             };
                             return Ok(Some(Response::Value(Some(item))));
                         }
@@ -301,7 +311,7 @@ impl Decoder {
                         None => (rest, &b""[..]),
                     };
                     let size = parse_u64(size).ok_or_else(|| unknown("malformed VA line", line))?;
-                    let (flags, cas) = meta_flags(rest, line)?;
+                    let (flags, cas, lease) = meta_flags(rest, line)?;
                     let Some((_, data)) = self.block(buf, nl, size)? else {
                         return Ok(None);
                     };
@@ -311,6 +321,7 @@ impl Decoder {
                             flags,
                             cas,
                             data,
+                            lease,
                         }))
                     } else {
                         match parse_u64(data.trim_ascii_end()) {
@@ -394,6 +405,7 @@ impl Decoder {
             flags,
             cas,
             data,
+            lease: 0,
         });
         Ok(true)
     }
@@ -440,11 +452,12 @@ fn is_meta_status(line: &[u8]) -> bool {
     ) && (line.len() == 2 || line[2] == b' ')
 }
 
-/// The client flags (`f`) and CAS unique (`c`) among a meta reply's returned flags; other
-/// returned flags are skipped.
-fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>), Error> {
+/// The client flags (`f`), CAS unique (`c`) and lease state (`W`, `Z`, `X`) among a meta
+/// reply's returned flags; other returned flags are skipped.
+fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>, u8), Error> {
     let mut flags = 0;
     let mut cas = None;
+    let mut lease = 0;
     for token in tokens.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
         match token[0] {
             b'f' => {
@@ -453,10 +466,13 @@ fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>), Error> {
             b'c' => {
                 cas = Some(parse_u64(&token[1..]).ok_or_else(|| unknown("malformed c flag", line))?)
             }
+            b'W' => lease |= WON,
+            b'Z' => lease |= BUSY,
+            b'X' => lease |= STALE,
             _ => {}
         }
     }
-    Ok((flags, cas))
+    Ok((flags, cas, lease))
 }
 
 /// `ERROR`, `CLIENT_ERROR <msg>`, `SERVER_ERROR <msg>` as errors.
@@ -633,10 +649,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                "Value(Some(Item { key: b\"\", flags: 3, cas: Some(128013), data: b\"hello\" }))",
-                "Value(Some(Item { key: b\"\", flags: 3, cas: None, data: b\"\" }))",
+                "Value(Some(Item { key: b\"\", flags: 3, cas: Some(128013), data: b\"hello\", lease: 0 }))",
+                "Value(Some(Item { key: b\"\", flags: 3, cas: None, data: b\"\", lease: 0 }))",
                 "Value(None)",
-                "Value(Some(Item { key: b\"\", flags: 0, cas: None, data: b\"\" }))",
+                "Value(Some(Item { key: b\"\", flags: 0, cas: None, data: b\"\", lease: 0 }))",
                 "Status(Touched)",
                 "Status(NotFound)",
                 "Status(Stored)",
@@ -651,6 +667,20 @@ mod tests {
                 "Quiet([])",
             ]
         );
+    }
+
+    #[test]
+    fn lease_flags() {
+        let got = decode_all(
+            b"VA 0 f0 c9 W\r\n\r\nVA 3 c9 Z X\r\nabc\r\nVA 1 X W c2\r\nz\r\nHD t-1\r\n",
+            &[Expect::one(Kind::MetaGet); 4],
+        )
+        .unwrap();
+        let lease: Vec<&str> = got
+            .iter()
+            .map(|r| r.rsplit("lease: ").next().unwrap())
+            .collect();
+        assert_eq!(lease, ["1 }))", "6 }))", "5 }))", "0 }))"]);
     }
 
     #[test]

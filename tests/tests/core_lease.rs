@@ -1,0 +1,169 @@
+//! Leases (`mg ... N`): of all the clients that miss a key at once, one recomputes it.
+
+use std::time::Duration;
+
+use memcache_core::{Client, Lease, Protocol};
+use memcache_tests::{raw_command, Memcached};
+
+fn client(addr: &str, protocol: Protocol) -> Client {
+    Client::builder()
+        .server(addr)
+        .protocol(protocol)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+fn data(lease: &Lease) -> Option<Vec<u8>> {
+    match lease {
+        Lease::Hit(value) => Some(value.data.to_vec()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_wins_the_others_wait_then_hit() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Meta),
+        client(&server.addr(), Protocol::Auto),
+    );
+    let won = a.lease("report", 30).await.unwrap();
+    assert!(
+        matches!(
+            won,
+            Lease::Won {
+                stale: None,
+                token: Some(_)
+            }
+        ),
+        "{won:?}"
+    );
+    for _ in 0..3 {
+        let busy = b.lease("report", 30).await.unwrap();
+        assert_eq!(busy, Lease::Busy { stale: None });
+    }
+    a.set("report", "fresh").noreply(false).await.unwrap();
+    assert_eq!(
+        data(&b.lease("report", 30).await.unwrap()),
+        Some(b"fresh".to_vec())
+    );
+    assert_eq!(
+        data(&a.lease("report", 30).await.unwrap()),
+        Some(b"fresh".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_lets_the_next_client_win() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Meta),
+        client(&server.addr(), Protocol::Meta),
+    );
+    let Lease::Won {
+        token: Some(token), ..
+    } = a.lease("flaky", 30).await.unwrap()
+    else {
+        panic!("the first client should win");
+    };
+    // the loader failed: give the key back
+    a.release_lease("flaky", token).await.unwrap();
+    // release is fire-and-forget; a reply on the same connection means it was applied
+    assert_eq!(a.get("flaky").await.unwrap(), None);
+    let again = b.lease("flaky", 30).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            Lease::Won {
+                stale: None,
+                token: Some(_)
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(a.noreply_errors(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_value_is_served_stale_while_one_client_refreshes() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Meta),
+        client(&server.addr(), Protocol::Meta),
+    );
+    a.set("page", "v1").noreply(false).await.unwrap();
+    let reply = raw_command(&server.addr(), b"md page I T30\r\n");
+    assert_eq!(reply, b"HD\r\n");
+    match a.lease("page", 30).await.unwrap() {
+        Lease::Won {
+            stale: Some(old), ..
+        } => assert_eq!(&old.data[..], b"v1"),
+        other => panic!("expected a won lease with the stale value, got {other:?}"),
+    }
+    match b.lease("page", 30).await.unwrap() {
+        Lease::Busy { stale: Some(old) } => assert_eq!(&old.data[..], b"v1"),
+        other => panic!("expected a busy lease with the stale value, got {other:?}"),
+    }
+    a.set("page", "v2").noreply(false).await.unwrap();
+    assert_eq!(
+        data(&b.lease("page", 30).await.unwrap()),
+        Some(b"v2".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_servers_cannot_coordinate_so_a_miss_is_won() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Classic),
+        client(&server.addr(), Protocol::Classic),
+    );
+    assert_eq!(
+        a.lease("k", 30).await.unwrap(),
+        Lease::Won {
+            stale: None,
+            token: None
+        }
+    );
+    assert_eq!(
+        b.lease("k", 30).await.unwrap(),
+        Lease::Won {
+            stale: None,
+            token: None
+        }
+    );
+    a.set("k", "v").noreply(false).await.unwrap();
+    assert_eq!(data(&b.lease("k", 30).await.unwrap()), Some(b"v".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ignore_exc_a_dead_server_is_a_won_lease() {
+    let server = Memcached::start();
+    let ignoring = Client::builder()
+        .server(server.addr())
+        .protocol(Protocol::Meta)
+        .ignore_exc(true)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let strict = client(&server.addr(), Protocol::Meta);
+    server.kill();
+    assert_eq!(
+        ignoring.lease("k", 30).await.unwrap(),
+        Lease::Won {
+            stale: None,
+            token: None
+        }
+    );
+    assert!(strict
+        .lease("k", 30)
+        .await
+        .unwrap_err()
+        .is_connection_error());
+    assert!(ignoring
+        .lease("bad key", 30)
+        .await
+        .unwrap_err()
+        .is_illegal_input());
+}
