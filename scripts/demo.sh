@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # The examples to run, in order (names of [[example]]s of package memcache-examples).
-EXAMPLES="quickstart"
+EXAMPLES="quickstart read_through"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

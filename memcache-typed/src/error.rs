@@ -11,13 +11,38 @@
 //! A value whose flags say that another codec or another schema wrote it is
 //! *not* an error: codecs report it as [`Decoded::Mismatch`](crate::Decoded::Mismatch),
 //! and the cache treats it as a miss.
+//!
+//! [`LoadError`] is what the read-through methods ([`Cache::get_or_load`](crate::Cache::get_or_load),
+//! [`Cache::get_many_or_load`](crate::Cache::get_many_or_load)) return: either an [`Error`]
+//! of the cache or the loader's own error.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An error of the typed layer.
-#[derive(Debug, thiserror::Error)]
+///
+/// Prefer the predicates ([`is_timeout`](Error::is_timeout),
+/// [`is_connection_error`](Error::is_connection_error), [`is_decode`](Error::is_decode), ...)
+/// to matching on variants: new variants may be added. `Error` is `Clone`, so that one
+/// failure can be handed to every task waiting on a shared load.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The memcached client failed: connection, timeout, server or illegal-input errors
+    /// (see [`memcache_core::Error`]). The predicates below look through it.
+    #[error(transparent)]
+    Client(#[from] memcache_core::Error),
+
+    /// [`Cache::update`](crate::Cache::update) lost the compare-and-swap race `attempts`
+    /// times in a row (other writers kept changing the value) and gave up.
+    #[error("update of {key:?} gave up after {attempts} conflicting attempts")]
+    UpdateConflict {
+        /// The memcached key (as sent, without the client's key prefix).
+        key: String,
+        /// How many `gets` + `cas` rounds were tried.
+        attempts: u32,
+    },
+
     /// A value could not be encoded; nothing was sent.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -51,8 +76,6 @@ pub enum Error {
         /// The key length budget that was given.
         budget: usize,
     },
-    // Errors of the core client (`memcache_core::Error`) get their variant here
-    // once memcache-typed depends on memcache-core.
 }
 
 impl Error {
@@ -69,6 +92,111 @@ impl Error {
     /// Whether this error comes from building the key (nothing was sent).
     pub fn is_key(&self) -> bool {
         matches!(self, Error::InvalidPrefix { .. } | Error::KeyTooLong { .. })
+    }
+
+    /// The memcached client's error, if this is one.
+    pub fn client_error(&self) -> Option<&memcache_core::Error> {
+        match self {
+            Error::Client(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether a command timed out (connecting or waiting for the reply): see
+    /// [`memcache_core::Error::is_timeout`].
+    pub fn is_timeout(&self) -> bool {
+        self.client_error()
+            .is_some_and(memcache_core::Error::is_timeout)
+    }
+
+    /// Whether the connection failed or was closed: see
+    /// [`memcache_core::Error::is_connection_error`].
+    pub fn is_connection_error(&self) -> bool {
+        self.client_error()
+            .is_some_and(memcache_core::Error::is_connection_error)
+    }
+
+    /// Whether the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`):
+    /// see [`memcache_core::Error::is_server_error`].
+    pub fn is_server_error(&self) -> bool {
+        self.client_error()
+            .is_some_and(memcache_core::Error::is_server_error)
+    }
+
+    /// Whether the request was refused before anything was sent: an illegal key or
+    /// argument reported by the client, or a key this crate could not build
+    /// ([`is_key`](Error::is_key)), or a value it could not encode
+    /// ([`is_encode`](Error::is_encode)).
+    pub fn is_illegal_input(&self) -> bool {
+        self.is_key()
+            || self.is_encode()
+            || self
+                .client_error()
+                .is_some_and(memcache_core::Error::is_illegal_input)
+    }
+
+    /// Whether [`Cache::update`](crate::Cache::update) gave up after too many conflicts.
+    pub fn is_update_conflict(&self) -> bool {
+        matches!(self, Error::UpdateConflict { .. })
+    }
+}
+
+/// The error of a read-through call ([`Cache::get_or_load`](crate::Cache::get_or_load),
+/// [`Cache::get_many_or_load`](crate::Cache::get_many_or_load)): the cache failed, or the
+/// loader did.
+///
+/// The loader's error is shared in an [`Arc`]: when several tasks wait for one load
+/// (single-flight), every one of them receives the same error, so `E` need not be `Clone`.
+/// [`LoadError::loader_error`] borrows it; [`Arc::try_unwrap`] takes it back when you are the
+/// only holder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// Reading the cache failed (without [`ignore_exc`](memcache_core::ClientBuilder::ignore_exc)),
+    /// or a value under the right flags could not be decoded. The loader did not run.
+    #[error(transparent)]
+    Cache(Error),
+
+    /// The loader returned an error. Nothing was stored.
+    #[error("the loader failed: {0}")]
+    Loader(Arc<E>),
+}
+
+impl<E> LoadError<E> {
+    /// The loader's error, if the loader failed.
+    pub fn loader_error(&self) -> Option<&E> {
+        match self {
+            LoadError::Loader(error) => Some(error),
+            LoadError::Cache(_) => None,
+        }
+    }
+
+    /// The cache's error, if the cache failed.
+    pub fn cache_error(&self) -> Option<&Error> {
+        match self {
+            LoadError::Cache(error) => Some(error),
+            LoadError::Loader(_) => None,
+        }
+    }
+
+    /// Whether the loader failed (rather than the cache).
+    pub fn is_loader(&self) -> bool {
+        matches!(self, LoadError::Loader(_))
+    }
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Cache(error) => LoadError::Cache(error.clone()),
+            LoadError::Loader(error) => LoadError::Loader(Arc::clone(error)),
+        }
+    }
+}
+
+impl<E> From<Error> for LoadError<E> {
+    fn from(error: Error) -> Self {
+        LoadError::Cache(error)
     }
 }
 

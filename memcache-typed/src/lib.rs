@@ -1,17 +1,211 @@
-//! memcache-typed (being written)
+//! Typed caching over memcached: derive [`Cacheable`] on your domain structs and read and
+//! write them through a [`Cache`], without ever writing a cache key, an encoder or a flags
+//! value by hand, and without being able to mix up types.
+//!
+//! This crate re-exports the async client, [`memcache_core`] (whole, and [`Client`],
+//! [`ClientBuilder`], [`CasToken`], [`CasOutcome`] and [`Value`] at the top level), and the
+//! derive, so a service depends on this one crate.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use memcache_typed::{Cache, Cacheable, Client};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Serialize, Deserialize, Cacheable)]
+//! #[cacheable(prefix = "user", ttl = 300)]
+//! struct User {
+//!     #[cacheable(key)]
+//!     id: u64,
+//!     name: String,
+//! }
+//!
+//! # async fn load_user_from_db(id: u64) -> Result<User, std::io::Error> {
+//! #     Ok(User { id, name: String::new() })
+//! # }
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder()
+//!     .server("127.0.0.1:11211")
+//!     .connect_timeout(Duration::from_millis(500))
+//!     .timeout(Duration::from_millis(200))
+//!     .build()?; // lazy: no I/O yet
+//!
+//! let users: Cache<User> = Cache::new(client); // cheap to clone into every task
+//! let ann = User { id: 42, name: "Ann".into() };
+//! users.set(&ann).await?;                        // key "user:42", MessagePack, flags, ttl 300
+//! let hit: Option<User> = users.get(&42).await?; // a &u64: the key type is checked
+//! let user = users.get_or_load(&42, |id| load_user_from_db(*id)).await?; // read-through
+//! users.update(&42, |mut u| { u.name.push('!'); u }).await?;            // gets + cas loop
+//! # let _ = (hit, user);
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/typed.rs` and `examples/read_through.rs` in the repository are complete
+//! programs (`./scripts/demo.sh` runs the latter against a memcached it starts).
+//!
+//! # Types and keys
+//!
+//! A [`Cacheable`] type names its key type, a key prefix, a default TTL and a schema
+//! fingerprint; the derive fills them in from `#[cacheable(...)]` attributes (see the trait
+//! for every attribute, and for how to write the impl by hand; see also
+//! [Hand-written impls](#hand-written-impls) below).
+//!
+//! A value is stored under `"{PREFIX}:{encoded key}"`. The encoding ([`crate::key`]) maps every
+//! key to a valid memcached key, deterministically and without collisions: integers in
+//! decimal, strings with the bytes memcached forbids (whitespace, control bytes, non-ASCII)
+//! and `%` and `:` percent-escaped, composite keys (tuples) joined by `:`. A key that would be
+//! longer than 250 bytes (minus the client's [`key_prefix`](ClientBuilder::key_prefix))
+//! becomes `"{PREFIX}:%H"` and the base64url SHA-256 of the whole key. So a user name with
+//! spaces, a path with newlines or a 1,000-byte string are all fine as keys.
+//! [`Cache::memcached_key`] shows the key a lookup uses.
+//!
+//! Lookups take `&T::Key`, or a borrowed form of it (`&str` for a `String` key), as
+//! `HashMap::get` does: `users.get(&"42")` on a `u64` key does not compile.
+//!
+//! # Values and flags
+//!
+//! Values are encoded by a [`Codec`]: [`MessagePack`] (rmp-serde with named fields) by
+//! default, [`Json`](codec) with the `json` feature, or [`Pymemcache`] to share `str`,
+//! `bytes` and `int` values with Python services. The 32-bit memcached flags record which
+//! codec wrote a value and, for MessagePack and JSON, the low 24 bits of the type's
+//! [`SCHEMA`](Cacheable::SCHEMA): `flags = schema << 8 | codec id`, with the codec ids
+//! `0x40` (MessagePack) and `0x80` (JSON) chosen so that Python clients read our values as
+//! plain bytes. The [codec module](codec#flags-layout) documents the layout in full.
+//!
+//! When reading, a value whose flags are not exactly what this cache's codec writes for this
+//! type (another codec, another version of the struct, a raw value someone else wrote) is a
+//! **miss**: it is counted ([`Cache::stats`], [`Cache::mismatches`]), logged at debug level
+//! with its key through `tracing`, and never decoded. Bytes that do not decode although the
+//! flags match are an [`Error::Decode`], never a panic and never garbage.
+//!
+//! # Cache methods
+//!
+//! | method | does | returns |
+//! |---|---|---|
+//! | [`get`](Cache::get) | read one | `Option<T>` |
+//! | [`get_many`](Cache::get_many) | read many in one round trip | `HashMap<T::Key, T>` of the hits |
+//! | [`gets`](Cache::gets) | read one with its CAS token | `Option<(T, CasToken)>` |
+//! | [`set`](Cache::set), [`add`](Cache::add), [`replace`](Cache::replace) | store one under its own key | `bool`: stored |
+//! | [`set_many`](Cache::set_many) | store many in one round trip | the keys not stored |
+//! | [`cas`](Cache::cas) | store if unchanged since `gets` | [`CasOutcome`] |
+//! | [`update`](Cache::update) | `gets`, apply `f`, `cas`, retry on conflict (16 attempts) | `Option<T>`: the new value |
+//! | [`delete`](Cache::delete), [`delete_many`](Cache::delete_many) | delete | `bool` / `()` |
+//! | [`touch`](Cache::touch) | reset the TTL | `bool`: the key existed |
+//! | [`get_or_load`](Cache::get_or_load) | read-through, single-flight | `T` |
+//! | [`get_many_or_load`](Cache::get_many_or_load) | batch read-through | `HashMap<T::Key, T>` |
+//!
+//! Writes are builders, as in the core client: set per-call options, then `.await`:
+//! `users.set(&u).ttl(60).noreply(false).await?`. `.ttl(seconds)` overrides the type's
+//! [`TTL`](Cacheable::TTL) (the default of every write; `None` means no expiry), and
+//! `.noreply(bool)` overrides the client's noreply default.
+//!
+//! Outcomes are values, failures are errors: a miss is `Ok(None)`, `NOT_STORED` is
+//! `Ok(false)`. [`Error`] has predicates ([`is_timeout`](Error::is_timeout),
+//! [`is_connection_error`](Error::is_connection_error), [`is_decode`](Error::is_decode), ...)
+//! that look through to the client's error.
+//!
+//! # Read-through and single-flight
+//!
+//! [`Cache::get_or_load`] reads a key and, on a miss, runs the async loader you pass, stores
+//! its value with the type's TTL and returns it:
+//!
+//! - **One load per key per process.** Concurrent calls for the same key, through one
+//!   `Cache` and its clones, share one read and at most one loader run: the first call leads,
+//!   the others wait for its outcome and get a clone of it (so `T: Clone`). Calls for
+//!   different keys do not wait for each other. [`CacheStats::coalesced`] counts the calls
+//!   that were answered this way.
+//! - **Cancellation.** If the leading call is dropped before it finishes, a waiting call
+//!   takes over with its own loader: nobody waits for a task that is gone. (A loader that
+//!   never finishes, on the other hand, is waited for: put a timeout in the loader.)
+//! - **Loader errors** reach every waiting call as [`LoadError::Loader`], the error shared in
+//!   an `Arc` (so it need not be `Clone`). Nothing is cached; the next call loads again.
+//! - **Cache errors.** A failed read fails the call ([`LoadError::Cache`]) without running
+//!   the loader; with [`ignore_exc`](ClientBuilder::ignore_exc) it is a miss instead, so the
+//!   loader's value is served even while memcached is down. A failed store of the loaded
+//!   value is logged (warn) and does not fail the call.
+//!
+//! [`Cache::get_many_or_load`] reads many keys in one round trip, calls the loader once with
+//! exactly the keys that missed, stores what it returns with one `set_many`, and returns hits
+//! and loaded values together. Batch loads are not shared between concurrent calls.
+//!
+//! # The client's settings: timeouts, noreply, ignore_exc
+//!
+//! A `Cache` goes through its [`Client`] for every command, so the client's settings hold:
+//!
+//! - **Timeouts.** Every command is bounded by the client's
+//!   [`timeout`](ClientBuilder::timeout) (connecting by
+//!   [`connect_timeout`](ClientBuilder::connect_timeout)); a command that takes longer
+//!   fails with an error whose [`is_timeout`](Error::is_timeout) is true.
+//! - **noreply.** `set`, `add`, `replace`, `set_many`, `delete`, `delete_many` and `touch`
+//!   follow the client's [`default_noreply`](ClientBuilder::default_noreply), on by default
+//!   as in pymemcache: such a write resolves once it is handed to the connection, returns
+//!   `true`, and reports no failure. `cas`, and the `cas` inside `update`, wait for the reply.
+//!   Reads that follow a noreply write on the same client see it (one connection answers in
+//!   order).
+//! - **ignore_exc.** With [`ignore_exc`](ClientBuilder::ignore_exc), a read against a dead
+//!   or stuck server is a miss: `get` returns `Ok(None)`, `get_many` an empty map, `update`
+//!   `Ok(None)`, and `get_or_load` the loader's value. Writes still report errors, and decode
+//!   errors are still errors.
+//!
+//! # Hand-written impls
+//!
+//! The derive is a convenience; an impl by hand is five lines, and is the way to go for
+//! generic types, for keys computed in another way, or for a schema number you manage
+//! yourself:
+//!
+//! ```
+//! use memcache_typed::Cacheable;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Session {
+//!     token: String,
+//!     user_id: u64,
+//! }
+//!
+//! impl Cacheable for Session {
+//!     type Key = String;                      // looked up by &String or &str
+//!     const PREFIX: &'static str = "session"; // stored under "session:{token}"
+//!     const TTL: Option<u32> = Some(1800);
+//!     const SCHEMA: u32 = 1;                  // change it when the stored form changes
+//!
+//!     fn cache_key(&self) -> String {
+//!         self.token.clone()
+//!     }
+//! }
+//! # let _ = Session { token: String::new(), user_id: 0 }.user_id;
+//! ```
+//!
+//! A key type of your own implements [`CacheKey`] (see [`crate::key`]).
 
+mod cache;
 mod cacheable;
-pub use cacheable::Cacheable;
 pub mod codec;
 mod error;
 pub mod key;
-pub use codec::{Codec, Decoded, Encoded, MessagePack, Pymemcache};
-#[cfg(feature = "json")]
-pub use codec::Json;
-pub use error::{DecodeError, EncodeError, Error};
-pub use key::{encode_key, full_key, CacheKey, KeyWriter};
-/// Derives [`Cacheable`]; see the trait's documentation for the attributes.
-pub use memcache_derive::Cacheable;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+pub use cache::{
+    Cache, CacheFuture, CacheStats, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update,
+    DEFAULT_UPDATE_ATTEMPTS,
+};
+pub use cacheable::Cacheable;
+#[cfg(feature = "json")]
+pub use codec::Json;
+pub use codec::{Codec, Decoded, Encoded, MessagePack, Pymemcache};
+pub use error::{DecodeError, EncodeError, Error, LoadError};
+pub use key::{encode_key, full_key, CacheKey, KeyWriter};
+/// The memcached client this crate is built on, re-exported whole so that a service
+/// depends on one crate: `memcache_typed::memcache_core::Error`,
+/// `memcache_typed::memcache_core::command`, ...
+///
+/// It keeps its own name on purpose: re-exported as `core`, a `use memcache_typed::*` would
+/// shadow the standard `core` crate in the importing module.
+pub use memcache_core;
+pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Value};
+/// Derives [`Cacheable`]; see the trait's documentation for the attributes.
+pub use memcache_derive::Cacheable;

@@ -1,0 +1,144 @@
+//! The typed cache when memcached is gone or stuck: with `ignore_exc` reads are misses and
+//! read-through returns the loader's value; without it, the client's connection or timeout
+//! error comes through, typed.
+
+use std::time::{Duration, Instant};
+
+use memcache_tests::Memcached;
+use memcache_typed::{Cache, Cacheable, Client};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
+#[cacheable(prefix = "user", ttl = 300)]
+struct User {
+    #[cacheable(key)]
+    id: u64,
+    name: String,
+}
+
+fn user(id: u64) -> User {
+    User {
+        id,
+        name: format!("user {id}"),
+    }
+}
+
+fn users(server: &Memcached, ignore_exc: bool) -> Cache<User> {
+    let client = Client::builder()
+        .server(server.addr())
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(300))
+        .ignore_exc(ignore_exc)
+        .build()
+        .expect("client builds");
+    Cache::new(client)
+}
+
+async fn load(id: u64) -> Result<User, std::io::Error> {
+    Ok(user(id))
+}
+
+#[tokio::test]
+async fn ignore_exc_with_a_dead_server() {
+    let server = Memcached::start();
+    let users = users(&server, true);
+    users.set(&user(1)).noreply(false).await.unwrap();
+    assert_eq!(users.get(&1).await.unwrap(), Some(user(1)));
+    server.kill();
+
+    assert_eq!(users.get(&1).await.unwrap(), None);
+    assert_eq!(users.gets(&1).await.unwrap(), None);
+    assert!(users.get_many([1u64, 2]).await.unwrap().is_empty());
+    assert_eq!(users.update(&1, |u| u).await.unwrap(), None);
+
+    // Read-through still serves: the loader's value comes back, the failed store is logged.
+    let loaded = users.get_or_load(&1, |id| load(*id)).await.unwrap();
+    assert_eq!(loaded, user(1));
+    let many = users
+        .get_many_or_load([2u64, 3], |ids| async move {
+            Ok::<_, std::io::Error>(ids.into_iter().map(user).collect())
+        })
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 2);
+    assert_eq!(users.stats().loads, 2);
+
+    // Writes still report errors under ignore_exc.
+    let error = users.set(&user(1)).noreply(false).await.unwrap_err();
+    assert!(error.is_connection_error(), "{error}");
+}
+
+#[tokio::test]
+async fn without_ignore_exc_a_dead_server_is_an_error() {
+    let server = Memcached::start();
+    let users = users(&server, false);
+    users.set(&user(1)).noreply(false).await.unwrap();
+    server.kill();
+
+    let error = users.get(&1).await.unwrap_err();
+    assert!(error.is_connection_error(), "{error}");
+    assert!(error.client_error().is_some());
+    let error = users.get_many([1u64]).await.unwrap_err();
+    assert!(error.is_connection_error(), "{error}");
+
+    let error = users.get_or_load(&1, |id| load(*id)).await.unwrap_err();
+    assert!(!error.is_loader());
+    assert!(
+        error.cache_error().unwrap().is_connection_error(),
+        "{error}"
+    );
+    assert_eq!(users.stats().loads, 0, "the loader did not run");
+}
+
+#[tokio::test]
+async fn a_stuck_server_times_out_within_the_client_timeout() {
+    let server = Memcached::start();
+    let strict = users(&server, false);
+    let lenient = users(&server, true);
+    assert_eq!(strict.get(&1).await.unwrap(), None);
+    assert_eq!(lenient.get(&1).await.unwrap(), None);
+    pause_fully(&server);
+
+    let started = Instant::now();
+    let error = strict.get(&1).await.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    assert_eq!(lenient.get(&1).await.unwrap(), None);
+    let loaded = lenient.get_or_load(&1, |id| load(*id)).await.unwrap();
+    assert_eq!(loaded, user(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.resume();
+}
+
+/// Pauses the server and waits until every thread of it is stopped: `SIGSTOP` is delivered
+/// asynchronously, and a worker thread on another core may still answer a request sent
+/// right after `kill` returns.
+fn pause_fully(server: &Memcached) {
+    server.pause();
+    let pid = server.pid().expect("server running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc is mounted");
+        let all_stopped = tasks.flatten().all(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name: "T" = stopped.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "memcached did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,342 @@
+//! Read-through against a real memcached: `get_or_load` runs the loader once however many
+//! tasks ask at once (single-flight), shares loader errors without caching anything,
+//! survives a cancelled leader; `get_many_or_load` loads exactly the missing keys in one call.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memcache_tests::{raw_command, raw_get, raw_set, Memcached};
+use memcache_typed::{Cache, Cacheable, Client, LoadError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
+#[cacheable(prefix = "user", ttl = 300)]
+struct User {
+    #[cacheable(key)]
+    id: u64,
+    name: String,
+}
+
+fn user(id: u64) -> User {
+    User {
+        id,
+        name: format!("user {id}"),
+    }
+}
+
+/// A loader error that is deliberately not `Clone`.
+#[derive(Debug, PartialEq)]
+struct DbError(String);
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database: {}", self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+fn users(server: &Memcached) -> Cache<User> {
+    let client = Client::builder()
+        .server(server.addr())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client builds");
+    Cache::new(client)
+}
+
+/// The remaining TTL the server holds for `key` (`mg <key> t`).
+fn server_ttl(addr: &str, key: &str) -> Option<i64> {
+    let reply = String::from_utf8(raw_command(addr, format!("mg {key} t\r\n").as_bytes()))
+        .expect("mg reply is text");
+    reply
+        .strip_prefix("HD t")
+        .and_then(|rest| rest.strip_suffix("\r\n"))
+        .map(|ttl| ttl.parse().expect("mg t is a number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_hundred_concurrent_callers_share_one_load() {
+    let server = Memcached::start();
+    let users = users(&server);
+    let loads = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let users = users.clone();
+        let loads = Arc::clone(&loads);
+        tasks.push(tokio::spawn(async move {
+            users
+                .get_or_load(&7, |id| {
+                    let id = *id;
+                    async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok::<_, DbError>(user(id))
+                    }
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), user(7));
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "exactly one load");
+    let stats = users.stats();
+    assert_eq!((stats.loads, stats.misses), (1, 1));
+    // Every caller either read the cache itself or shared another's flight.
+    assert_eq!(stats.hits + stats.misses + stats.coalesced, 100);
+
+    // Stored with the type's TTL (noreply by default: a round trip on the same connection
+    // makes sure the server has it); the next call is a hit and loads nothing.
+    users.client().version().await.unwrap();
+    let ttl = server_ttl(&server.addr(), "user:7").expect("stored");
+    assert!((295..=300).contains(&ttl), "ttl {ttl}");
+    let again = users
+        .get_or_load(&7, |_| async {
+            Err::<User, _>(DbError("not called".into()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, user(7));
+    assert_eq!(users.stats().loads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loader_error_reaches_every_waiter_and_nothing_is_cached() {
+    let server = Memcached::start();
+    let users = users(&server);
+    let loads = Arc::new(AtomicUsize::new(0));
+    // Counted right before each call, in the same poll as the call joins the flight: the
+    // loader fails only once all 20 callers are waiting on it.
+    let arrived = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let users = users.clone();
+        let loads = Arc::clone(&loads);
+        let arrived = Arc::clone(&arrived);
+        tasks.push(tokio::spawn(async move {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let all_arrived = Arc::clone(&arrived);
+            users
+                .get_or_load(&3, |_| async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    while all_arrived.load(Ordering::SeqCst) < 20 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err::<User, _>(DbError("connection refused".into()))
+                })
+                .await
+        }));
+    }
+    let mut errors = Vec::new();
+    for task in tasks {
+        errors.push(task.await.unwrap().unwrap_err());
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    for error in &errors {
+        assert!(error.is_loader());
+        assert_eq!(
+            error.loader_error(),
+            Some(&DbError("connection refused".into()))
+        );
+        assert_eq!(
+            error.to_string(),
+            "the loader failed: database: connection refused"
+        );
+    }
+    // Every waiter holds the same shared error.
+    match (&errors[0], &errors[19]) {
+        (LoadError::Loader(a), LoadError::Loader(b)) => assert!(Arc::ptr_eq(a, b)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(raw_get(&server.addr(), "user:3"), None, "nothing cached");
+    assert_eq!(users.get(&3).await.unwrap(), None);
+
+    // The next call loads again, and succeeds.
+    let loaded = users
+        .get_or_load(&3, |id| {
+            let id = *id;
+            async move { Ok::<_, DbError>(user(id)) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded, user(3));
+    assert_eq!(users.stats().loads, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_leader_hands_over_to_a_waiter() {
+    let server = Memcached::start();
+    let users = users(&server);
+
+    // The leader's loader never finishes; it says when it has started.
+    let (started_tx, started) = oneshot::channel();
+    let leader = {
+        let users = users.clone();
+        tokio::spawn(async move {
+            users
+                .get_or_load(&1, |_| async move {
+                    let _ = started_tx.send(());
+                    std::future::pending::<Result<User, DbError>>().await
+                })
+                .await
+        })
+    };
+    started.await.expect("the leader's loader started");
+
+    let loads = Arc::new(AtomicUsize::new(0));
+    let mut followers = Vec::new();
+    for _ in 0..10 {
+        let users = users.clone();
+        let loads = Arc::clone(&loads);
+        followers.push(tokio::spawn(async move {
+            users
+                .get_or_load(&1, |id| {
+                    let id = *id;
+                    async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, DbError>(user(id))
+                    }
+                })
+                .await
+        }));
+    }
+    // Let the followers reach the flight, then cancel the leader.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        0,
+        "followers wait for the leader"
+    );
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+
+    for follower in followers {
+        let result = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("followers do not hang")
+            .unwrap();
+        assert_eq!(result.unwrap(), user(1));
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "one follower took over");
+}
+
+#[tokio::test]
+async fn different_keys_load_independently() {
+    let server = Memcached::start();
+    let users = users(&server);
+    let loaded = Arc::new(Mutex::new(Vec::new()));
+    let mut calls = Vec::new();
+    for id in [1u64, 2, 3, 1, 2, 3] {
+        let users = users.clone();
+        let loaded = Arc::clone(&loaded);
+        calls.push(async move {
+            users
+                .get_or_load(&id, |id| {
+                    let id = *id;
+                    async move {
+                        loaded.lock().unwrap().push(id);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, DbError>(user(id))
+                    }
+                })
+                .await
+        });
+    }
+    let mut handles = Vec::new();
+    for call in calls {
+        handles.push(tokio::spawn(call));
+    }
+    for handle in handles {
+        handle.await.unwrap().unwrap();
+    }
+    let mut loaded = loaded.lock().unwrap().clone();
+    loaded.sort_unstable();
+    assert_eq!(loaded, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_mismatched_value_is_reloaded_and_replaced() {
+    let server = Memcached::start();
+    let users = users(&server);
+    raw_set(&server.addr(), "user:5", 0, b"legacy value");
+    let got = users
+        .get_or_load(&5, |id| {
+            let id = *id;
+            async move { Ok::<_, DbError>(user(id)) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, user(5));
+    assert_eq!(users.mismatches(), 1);
+    assert_eq!(users.stats().loads, 1);
+    assert_eq!(users.get(&5).await.unwrap(), Some(user(5)), "replaced");
+}
+
+#[tokio::test]
+async fn get_many_or_load_loads_exactly_the_missing_keys_once() {
+    let server = Memcached::start();
+    let users = users(&server);
+    users
+        .set_many(&[user(1), user(2)])
+        .noreply(false)
+        .await
+        .unwrap();
+
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let found = {
+        let calls = Arc::clone(&calls);
+        users
+            .get_many_or_load([1u64, 2, 3, 4, 3], |missing| async move {
+                calls.lock().unwrap().push(missing.clone());
+                // The "database" knows user 3 only.
+                Ok::<_, DbError>(
+                    missing
+                        .into_iter()
+                        .filter(|&id| id == 3)
+                        .map(user)
+                        .collect(),
+                )
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(*calls.lock().unwrap(), [vec![3u64, 4]]);
+    let mut ids: Vec<u64> = found.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(found[&3], user(3));
+    assert_eq!(users.stats().loads, 1);
+
+    // The loaded value was stored with the type's TTL.
+    users.client().version().await.unwrap();
+    let ttl = server_ttl(&server.addr(), "user:3").expect("stored");
+    assert!((295..=300).contains(&ttl), "ttl {ttl}");
+
+    // Everything cached now: the loader is not called.
+    let all = users
+        .get_many_or_load([1u64, 2, 3], |_| async {
+            Err::<Vec<User>, _>(DbError("not called".into()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(users.stats().loads, 1);
+
+    // A loader error is returned, and nothing is stored.
+    let error = users
+        .get_many_or_load([8u64, 9], |_| async {
+            Err::<Vec<User>, _>(DbError("down".into()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.loader_error(), Some(&DbError("down".into())));
+    assert_eq!(raw_get(&server.addr(), "user:8"), None);
+}
