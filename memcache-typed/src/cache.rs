@@ -15,13 +15,45 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache_core::{CasOutcome, CasToken, Client, Value};
+use memcache_core::{CasOutcome, CasToken, Client, Lease, Value};
 use tokio::sync::watch;
 
 use crate::codec::{Codec, Decoded, Encoded, MessagePack};
 use crate::error::{Error, LoadError};
 use crate::key::{encode_key, full_key, CacheKey, MAX_KEY_LEN};
 use crate::Cacheable;
+
+/// Gives back a won lease (its placeholder) when dropped while still holding it.
+struct LeaseGuard<'a> {
+    client: &'a Client,
+    key: &'a str,
+    token: Option<CasToken>,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, key) = (self.client.clone(), self.key.to_owned());
+        runtime.spawn(async move {
+            if let Err(error) = client.release_lease(&key, token).await {
+                tracing::debug!(key, %error, "could not release the lease");
+            }
+        });
+    }
+}
+
+/// How long a [`Cache::get_or_load`] lease lasts (seconds): other processes wait for the
+/// winner's value at most this long, should the winner die without storing it.
+pub const LEASE_TTL: u32 = 30;
+/// First pause before asking again while another process holds the lease.
+const LEASE_POLL_FIRST: Duration = Duration::from_millis(2);
+/// Longest pause between two asks.
+const LEASE_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// How many `gets` + `cas` rounds [`Cache::update`] tries before it gives up with
 /// [`Error::UpdateConflict`], unless [`Update::max_attempts`] says otherwise.
@@ -248,6 +280,12 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             Ok(Decoded::Value(decoded)) => {
                 Counters::bump(&counters.hits);
                 Ok(Some(decoded))
+            }
+            // An empty value with flags 0 is another client's lease placeholder (see
+            // `Client::lease`) when this codec does not use flags 0: a plain miss.
+            Ok(Decoded::Mismatch { found_flags: 0, .. }) if value.data.is_empty() => {
+                Counters::bump(&counters.misses);
+                Ok(None)
             }
             Ok(Decoded::Mismatch {
                 expected_flags,
@@ -678,6 +716,12 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     }
 
     /// The leader's work: read, and on a miss load and store.
+    ///
+    /// The read is a [`lease`](memcache_core::Client::lease), so that across processes too
+    /// only one caller loads a missing key: the one that wins the lease loads and stores
+    /// (releasing the lease if its loader fails); the others serve the stale value if the
+    /// entry was invalidated, or poll until the value appears, for at most the client's
+    /// timeout, after which they load it themselves.
     async fn read_or_load<Q, F, Fut, E>(
         &self,
         full: &str,
@@ -689,17 +733,47 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         F: FnOnce(&Q) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(hit) = self.fetch(full).await? {
-            return Ok(hit);
-        }
+        let client = &self.shared.client;
+        let give_up = tokio::time::Instant::now() + client.timeout();
+        let mut pause = LEASE_POLL_FIRST;
+        let placeholder = loop {
+            match client.lease(full, LEASE_TTL).await.map_err(Error::from)? {
+                Lease::Hit(value) => match self.decode(full, Some(value))? {
+                    Some(hit) => return Ok(hit),
+                    None => break None, // another codec or schema: replace it
+                },
+                Lease::Won { stale, token } => {
+                    self.decode(full, None)?;
+                    // An invalidated value stays until the new one replaces it.
+                    break token.filter(|_| stale.is_none());
+                }
+                Lease::Busy { stale: Some(value) } => {
+                    if let Some(stale) = self.decode(full, Some(value))? {
+                        return Ok(stale);
+                    }
+                }
+                Lease::Busy { stale: None } => {}
+                _ => {}
+            }
+            if tokio::time::Instant::now() + pause > give_up {
+                break None; // the lease holder is slow or gone: load anyway
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LEASE_POLL_MAX);
+        };
         Counters::bump(&self.shared.counters.loads);
+        // Releases the lease if the loader fails, or if this future is dropped mid-load.
+        let mut lease = LeaseGuard {
+            client,
+            key: full,
+            token: placeholder,
+        };
         let value = loader(key)
             .await
             .map_err(|error| LoadError::Loader(Arc::new(error)))?;
+        lease.token = None; // the set below ends the lease
         let encoded = self.encode(&value)?;
-        let stored = self
-            .shared
-            .client
+        let stored = client
             .set(full, encoded.data)
             .flags(encoded.flags)
             .ttl(Self::default_ttl())

@@ -115,6 +115,15 @@
 //!   the others wait for its outcome and get a clone of it (so `T: Clone`). Calls for
 //!   different keys do not wait for each other. [`CacheStats::coalesced`] counts the calls
 //!   that were answered this way.
+//! - **One load per key across processes**, on servers with the meta protocol. The leading
+//!   call reads with a [lease](memcache_core::Client::lease) ([`LEASE_TTL`] seconds): of all
+//!   the processes that miss the key at once, the one whose lease wins loads and stores; the
+//!   others serve the old value if the entry was invalidated (`md <key> I`), or ask again
+//!   (every 2 to 50 ms) until the value appears, for at most the client's timeout, and then
+//!   load it themselves. A winner whose loader fails releases the lease. While the lease is
+//!   held, memcached keeps an empty placeholder under the key, which `get` reads as a miss.
+//!   Without the meta protocol (old servers, twemproxy) processes cannot coordinate and each
+//!   loads on a miss.
 //! - **Cancellation.** If the leading call is dropped before it finishes, a waiting call
 //!   takes over with its own loader: nobody waits for a task that is gone. (A loader that
 //!   never finishes, on the other hand, is waited for: put a timeout in the loader.)
@@ -191,7 +200,7 @@ pub mod __private;
 
 pub use cache::{
     Cache, CacheFuture, CacheStats, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update,
-    DEFAULT_UPDATE_ATTEMPTS,
+    DEFAULT_UPDATE_ATTEMPTS, LEASE_TTL,
 };
 pub use cacheable::Cacheable;
 #[cfg(feature = "json")]
@@ -206,6 +215,6 @@ pub use key::{encode_key, full_key, CacheKey, KeyWriter};
 /// It keeps its own name on purpose: re-exported as `core`, a `use memcache_typed::*` would
 /// shadow the standard `core` crate in the importing module.
 pub use memcache_core;
-pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Value};
+pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Protocol, Value};
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;

@@ -1,0 +1,123 @@
+//! Read-through across processes: independent clients (as separate processes would have)
+//! share one load of a missing key through memcached leases; without the meta protocol
+//! each loads; a failed or cancelled winner gives its lease back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use memcache_tests::Memcached;
+use memcache_typed::{Cache, Cacheable, Client, Protocol};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
+#[cacheable(prefix = "report", ttl = 300)]
+struct Report {
+    #[cacheable(key)]
+    id: u64,
+    body: String,
+}
+
+/// A cache with its own client: another "process" as far as the server can tell.
+fn process(server: &Memcached, protocol: Protocol) -> Cache<Report> {
+    let client = Client::builder()
+        .server(server.addr())
+        .protocol(protocol)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    Cache::new(client)
+}
+
+/// `processes` independent caches, 10 concurrent callers each, one slow loader: how many
+/// times it ran.
+async fn loads_across(
+    server: &Memcached,
+    protocol: Protocol,
+    processes: usize,
+    load_time: Duration,
+) -> usize {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let mut callers = Vec::new();
+    for _ in 0..processes {
+        let cache = process(server, protocol);
+        for _ in 0..10 {
+            let (cache, loads) = (cache.clone(), Arc::clone(&loads));
+            callers.push(tokio::spawn(async move {
+                cache
+                    .get_or_load(&7, |id| {
+                        let id = *id;
+                        async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(load_time).await;
+                            Ok::<_, std::io::Error>(Report {
+                                id,
+                                body: "expensive".into(),
+                            })
+                        }
+                    })
+                    .await
+            }));
+        }
+    }
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap().body, "expensive");
+    }
+    loads.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_load_across_processes_with_the_meta_protocol() {
+    let server = Memcached::start();
+    let loads = loads_across(&server, Protocol::Auto, 4, Duration::from_millis(150)).await;
+    assert_eq!(loads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_meta_protocol_each_process_loads_once() {
+    let server = Memcached::start();
+    // Every process's leader misses before the first slow load is stored; single-flight
+    // still holds within each process.
+    let loads = loads_across(&server, Protocol::Classic, 3, Duration::from_millis(500)).await;
+    assert_eq!(loads, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_winner_gives_the_lease_back() {
+    let server = Memcached::start();
+    let (a, b) = (
+        process(&server, Protocol::Meta),
+        process(&server, Protocol::Meta),
+    );
+    let failed = a
+        .get_or_load(&9, |_| async {
+            Err::<Report, _>(std::io::Error::other("db down"))
+        })
+        .await;
+    assert!(failed.is_err());
+    // The release is sent after the error returns; once it is applied, b loads at once
+    // instead of waiting for a's lease to run out.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = tokio::time::Instant::now();
+    let report = b
+        .get_or_load(&9, |id| {
+            let id = *id;
+            async move {
+                Ok::<_, std::io::Error>(Report {
+                    id,
+                    body: "recovered".into(),
+                })
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.body, "recovered");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // an empty placeholder is a plain miss for readers, not a mismatch
+    assert_eq!(a.stats().mismatches, 0);
+    assert_eq!(b.stats().mismatches, 0);
+}
