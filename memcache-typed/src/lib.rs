@@ -218,3 +218,8 @@ pub use memcache_core;
 pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Protocol, Value};
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
