@@ -246,7 +246,7 @@ impl Memcached {
 
     /// Stops the process with `SIGSTOP`. The kernel still accepts new connections into the
     /// listen backlog, but nothing is answered until [`resume`](Self::resume): requests time
-    /// out.
+    /// out. Returns once every thread of the process has stopped.
     ///
     /// # Panics
     ///
@@ -256,6 +256,7 @@ impl Memcached {
         let pid = running_pid(&state, "pause");
         send_signal(pid, "STOP");
         state.paused = true;
+        wait_until_stopped(pid);
     }
 
     /// Continues a process stopped by [`pause`](Self::pause) with `SIGCONT`.
@@ -442,6 +443,26 @@ fn send_signal(pid: u32, signal: &str) {
         status.success(),
         "`kill -s {signal} {pid}` failed: {status}"
     );
+}
+
+/// Waits until every thread of `pid` is stopped: `SIGSTOP` is delivered asynchronously, and a
+/// worker thread on another core may still answer a request sent right after the signal.
+fn wait_until_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("/proc is mounted");
+        let all_stopped = tasks.flatten().all(|task| {
+            let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name: "T" = stopped.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "memcached {pid} did not stop");
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Parses the `TCP INET: <port>` (or, for IPv6, `TCP INET6: <port>`) line memcached writes

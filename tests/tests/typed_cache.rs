@@ -507,7 +507,7 @@ async fn noreply_default_is_honoured() {
         assert_eq!(cache.get(&0).await.unwrap(), None);
     }
 
-    pause_fully(&server);
+    server.pause();
     // noreply (the client's default): handed to the connection, no reply awaited.
     let started = Instant::now();
     assert!(users.set(&user(1, "Ann")).await.unwrap());
@@ -529,27 +529,4 @@ async fn noreply_default_is_honoured() {
     // answers one connection in order).
     assert_eq!(users.get(&1).await.unwrap(), Some(user(1, "Ann")));
     drop(noreply);
-}
-
-/// Pauses the server and waits until every thread of it is stopped: `SIGSTOP` is delivered
-/// asynchronously, and a worker thread on another core may still answer a request sent
-/// right after `kill` returns.
-fn pause_fully(server: &Memcached) {
-    server.pause();
-    let pid = server.pid().expect("server running");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc is mounted");
-        let all_stopped = tasks.flatten().all(|task| {
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // The state follows the parenthesised command name: "T" = stopped.
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('T'))
-        });
-        if all_stopped {
-            return;
-        }
-        assert!(Instant::now() < deadline, "memcached did not stop");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }

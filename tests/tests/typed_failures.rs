@@ -97,7 +97,7 @@ async fn a_stuck_server_times_out_within_the_client_timeout() {
     let lenient = users(&server, true);
     assert_eq!(strict.get(&1).await.unwrap(), None);
     assert_eq!(lenient.get(&1).await.unwrap(), None);
-    pause_fully(&server);
+    server.pause();
 
     let started = Instant::now();
     let error = strict.get(&1).await.unwrap_err();
@@ -118,27 +118,4 @@ async fn a_stuck_server_times_out_within_the_client_timeout() {
         started.elapsed()
     );
     server.resume();
-}
-
-/// Pauses the server and waits until every thread of it is stopped: `SIGSTOP` is delivered
-/// asynchronously, and a worker thread on another core may still answer a request sent
-/// right after `kill` returns.
-fn pause_fully(server: &Memcached) {
-    server.pause();
-    let pid = server.pid().expect("server running");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc is mounted");
-        let all_stopped = tasks.flatten().all(|task| {
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // The state follows the parenthesised command name: "T" = stopped.
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('T'))
-        });
-        if all_stopped {
-            return;
-        }
-        assert!(Instant::now() < deadline, "memcached did not stop");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
