@@ -7,7 +7,7 @@ use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::pin::Pin;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::client::{mismatched, Client, Inner};
 use crate::error::{Error, IllegalInput, Result};
@@ -102,6 +102,55 @@ impl Inner {
             Err(error) => Err(error),
         };
         self.miss_on_error(result)
+    }
+}
+
+/// The encoder of the storage commands in the protocol in use.
+type StoreEncoder = fn(&mut BytesMut, StoreCommand, &[u8], &[u8], u32, u32, &[u8], bool);
+
+fn store_encoder(meta: bool) -> StoreEncoder {
+    if meta {
+        request::meta_store
+    } else {
+        request::store
+    }
+}
+
+impl Inner {
+    /// One storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`): the server's
+    /// status, or `None` when sent noreply.
+    async fn store_one(
+        &self,
+        command: StoreCommand,
+        key: &[u8],
+        data: &[u8],
+        flags: u32,
+        ttl: u32,
+        noreply: bool,
+    ) -> Result<Option<Status>> {
+        let keys = &self.config.keys;
+        keys.check(key)?;
+        let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
+        let meta = self.meta();
+        store_encoder(meta)(
+            &mut buf,
+            command,
+            keys.prefix(),
+            key,
+            flags,
+            ttl,
+            data,
+            noreply,
+        );
+        if noreply {
+            self.send_noreply(buf.freeze(), meta).await?;
+            return Ok(None);
+        }
+        let kind = if meta { Kind::MetaStore } else { Kind::Store };
+        match self.request(buf.freeze(), Expect::one(kind)).await? {
+            Response::Status(status) => Ok(Some(status)),
+            other => Err(mismatched(&other)),
+        }
     }
 }
 
@@ -310,32 +359,12 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Store<'a, K, V> {
 
     async fn run(self) -> Result<bool> {
         let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let key = self.key.as_ref();
-        keys.check(key)?;
         let noreply = inner.noreply(self.noreply);
-        let data = self.value.as_ref();
-        let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
-        let meta = inner.meta();
-        let encode = if meta {
-            request::meta_store
-        } else {
-            request::store
-        };
-        let (command, prefix) = (self.command, keys.prefix());
-        encode(
-            &mut buf, command, prefix, key, self.flags, self.ttl, data, noreply,
-        );
-        if noreply {
-            inner.send_noreply(buf.freeze(), meta).await?;
-            return Ok(true);
-        }
-        let kind = if meta { Kind::MetaStore } else { Kind::Store };
-        match inner.request(buf.freeze(), Expect::one(kind)).await? {
-            Response::Status(Status::Stored) => Ok(true),
-            Response::Status(_) => Ok(false),
-            other => Err(mismatched(&other)),
-        }
+        let (key, data) = (self.key.as_ref(), self.value.as_ref());
+        let status = inner
+            .store_one(self.command, key, data, self.flags, self.ttl, noreply)
+            .await?;
+        Ok(matches!(status, None | Some(Status::Stored)))
     }
 }
 command_future!(Store<K, V> => bool, where K: AsRef<[u8]> + Send + 'a, V: AsRef<[u8]> + Send + 'a);
@@ -374,33 +403,18 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
     }
 
     async fn run(self) -> Result<CasOutcome> {
-        let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let key = self.key.as_ref();
-        keys.check(key)?;
-        let data = self.value.as_ref();
-        let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
+        let (key, data) = (self.key.as_ref(), self.value.as_ref());
         let command = StoreCommand::Cas(self.token.0);
-        let meta = inner.meta();
-        let encode = if meta {
-            request::meta_store
-        } else {
-            request::store
-        };
-        let (prefix, noreply) = (keys.prefix(), self.noreply);
-        encode(
-            &mut buf, command, prefix, key, self.flags, self.ttl, data, noreply,
-        );
-        if noreply {
-            inner.send_noreply(buf.freeze(), meta).await?;
-            return Ok(CasOutcome::Stored);
-        }
-        let kind = if meta { Kind::MetaStore } else { Kind::Store };
-        match inner.request(buf.freeze(), Expect::one(kind)).await? {
-            Response::Status(Status::Stored) => Ok(CasOutcome::Stored),
-            Response::Status(Status::Exists) => Ok(CasOutcome::Exists),
-            Response::Status(Status::NotFound) => Ok(CasOutcome::NotFound),
-            other => Err(mismatched(&other)),
+        let status = self
+            .client
+            .inner
+            .store_one(command, key, data, self.flags, self.ttl, self.noreply)
+            .await?;
+        match status {
+            None | Some(Status::Stored) => Ok(CasOutcome::Stored),
+            Some(Status::Exists) => Ok(CasOutcome::Exists),
+            Some(Status::NotFound) => Ok(CasOutcome::NotFound),
+            Some(other) => Err(mismatched(&Response::Status(other))),
         }
     }
 }
@@ -452,11 +466,7 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         let noreply = inner.noreply(self.noreply);
         let mut buf = Inner::buffer(len);
         let meta = inner.meta();
-        let encode = if meta {
-            request::meta_store
-        } else {
-            request::store
-        };
+        let encode = store_encoder(meta);
         let (set, prefix) = (StoreCommand::Set, keys.prefix());
         for (key, value) in &self.items {
             let (key, data) = (key.as_ref(), value.as_ref());
