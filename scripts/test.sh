@@ -15,43 +15,8 @@ step() {
     printf '\n==> %s\n' "$*"
 }
 
-# Prints the path of a program found on PATH or in the usual system directories.
-find_program() {
-    command -v "$1" 2>/dev/null && return 0
-    local dir
-    for dir in /usr/sbin /usr/bin /usr/local/bin; do
-        if [[ -x "$dir/$1" ]]; then
-            echo "$dir/$1"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# Succeeds if the program exists.
-have() {
-    find_program "$1" >/dev/null
-}
-
-# Installs the given Debian packages when their program of the same name is missing.
-ensure_packages() {
-    local missing=()
-    local package
-    for package in "$@"; do
-        have "$package" || missing+=("$package")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        step "installing ${missing[*]}"
-        apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-    else
-        echo "missing: ${missing[*]}" >&2
-        echo "install it, then run this script again:" >&2
-        echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Adds the rustup components whose cargo subcommand does not run.
 ensure_components() {
@@ -73,10 +38,7 @@ ensure_components() {
 }
 
 step "checking prerequisites"
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo not found: install Rust from https://rustup.rs, then run this script again" >&2
-    exit 1
-fi
+require_cargo
 # shellcheck disable=SC2086 # the lists are split on purpose
 ensure_packages $TEST_SERVERS
 # shellcheck disable=SC2086
