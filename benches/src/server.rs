@@ -1,0 +1,107 @@
+//! The memcached process the benchmark talks to: started on a free loopback port, killed on drop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::BenchResult;
+
+/// How long [`Memcached::start`] waits for the server to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `memcached -t 1 -U 0` process on `127.0.0.1`, killed (and reaped) when dropped, also
+/// when the benchmark panics.
+pub struct Memcached {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Memcached {
+    /// Starts memcached with one worker thread on a free loopback port and waits until it
+    /// accepts connections.
+    ///
+    /// # Errors
+    /// When the binary is missing (the message says how to install it), when it exits at
+    /// once, or when it does not accept connections within 10 s.
+    pub fn start() -> BenchResult<Self> {
+        // Ask the kernel for a free port, then hand it to memcached. Another process could
+        // take it in between; on loopback, for a benchmark, that race is acceptable and
+        // reported clearly if it happens.
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("memcached")
+            .args(["-t", "1", "-U", "0", "-l", "127.0.0.1", "-u", "root"])
+            .args(["-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| {
+                format!(
+                    "cannot run memcached ({error}): install it with `apt-get install memcached`"
+                )
+            })?;
+        let mut server = Memcached {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> BenchResult<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(format!("memcached exited at start ({status})").into());
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(
+                    format!("memcached did not listen on {} within 10 s", self.addr).into(),
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's version, from its `version` command (for example `1.6.18`).
+    ///
+    /// # Errors
+    /// On I/O errors or an answer that is not `VERSION <text>`.
+    pub fn version(&self) -> BenchResult<String> {
+        let mut stream = TcpStream::connect(self.addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"version\r\n")?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 128];
+        while !answer.ends_with(b"\r\n") {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err("memcached closed the connection during `version`".into());
+            }
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        text.trim_end()
+            .strip_prefix("VERSION ")
+            .map(str::to_owned)
+            .ok_or_else(|| format!("unexpected answer to `version`: {text:?}").into())
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        // Killing an already dead process fails harmlessly; reap it either way.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
