@@ -40,7 +40,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let values = [
         ("json:name", json!("Ada Lovelace")),
-        ("json:user", json!({"id": 42, "name": "Ada", "langs": ["en", "fr"]})),
+        (
+            "json:user",
+            json!({"id": 42, "name": "Ada", "langs": ["en", "fr"]}),
+        ),
         ("json:answer", json!(42)),
     ];
     for (key, value) in &values {
@@ -55,7 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A value written by someone else, with flags this convention does not know.
-    client.set("json:foreign", "???").flags(99).noreply(false).await?;
+    client
+        .set("json:foreign", "???")
+        .flags(99)
+        .noreply(false)
+        .await?;
     let foreign = client.get("json:foreign").await?.ok_or("value vanished")?;
     match deserialize(&foreign) {
         Ok(value) => println!("json:foreign unexpectedly decoded: {value}"),
