@@ -10,6 +10,28 @@ use crate::error::{Error, IllegalInput, KeyRule};
 /// memcached's key length limit, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
 
+/// [`BYTE_CLASS`] bit: whitespace, control byte or DEL, never allowed in a key.
+const CONTROL: u8 = 1;
+/// [`BYTE_CLASS`] bit: non-ASCII, allowed only with `allow_unicode_keys`.
+const NON_ASCII: u8 = 2;
+
+/// The class of every byte value, for the key check.
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        class[b] = if b <= 0x20 || b == 0x7f {
+            CONTROL
+        } else if b >= 0x80 {
+            NON_ASCII
+        } else {
+            0
+        };
+        b += 1;
+    }
+    class
+};
+
 /// The key rules of one client: its prefix and whether non-ASCII bytes are allowed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyRules {
@@ -59,9 +81,23 @@ impl KeyRules {
     }
 
     fn bad_byte(&self, key: &[u8]) -> Option<KeyRule> {
+        let refused = if self.allow_unicode {
+            CONTROL
+        } else {
+            CONTROL | NON_ASCII
+        };
+        // One pass without branches for the common case of a good key.
+        if key
+            .iter()
+            .fold(0, |seen, &b| seen | BYTE_CLASS[usize::from(b)])
+            & refused
+            == 0
+        {
+            return None;
+        }
         let offset = key
             .iter()
-            .position(|&b| b <= b' ' || b == 0x7f || (b >= 0x80 && !self.allow_unicode))?;
+            .position(|&b| BYTE_CLASS[usize::from(b)] & refused != 0)?;
         let byte = key[offset];
         Some(if byte >= 0x80 {
             KeyRule::NonAscii { byte, offset }
