@@ -52,7 +52,7 @@ impl Inner {
     async fn fetch_one(&self, key: &[u8], cas: bool, touch: Option<u32>) -> Result<Option<Item>> {
         let keys = &self.config.keys;
         keys.check(key)?;
-        let mut buf = Inner::buffer(32 + keys.wire_len(key));
+        let mut buf = Inner::buffer(64 + keys.wire_len(key));
         let meta = self.meta();
         let kind = if meta {
             request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch, None);
