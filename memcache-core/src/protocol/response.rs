@@ -770,6 +770,83 @@ mod tests {
         assert!(decoder.decode(&mut short, VALUES).unwrap().is_none());
     }
 
+    /// Whatever the network sends, the decoder returns a response, asks for more bytes or
+    /// reports an error: it never panics, never loops, and never consumes more than it has.
+    /// Random bytes, and valid replies with random bytes changed, cut or inserted, fed whole
+    /// and in random pieces, for every kind of reply.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid: &[&[u8]] = &[
+            b"VALUE k 5 3 9\r\nabc\r\nVALUE kk 0 0\r\n\r\nEND\r\n",
+            b"VA 3 f1 c2 W Z X t-1\r\nabc\r\nHD f3\r\nEN\r\nNF\r\nNS\r\nEX\r\n",
+            b"STAT pid 1\r\nSTAT x y z\r\nEND\r\nVERSION 1.6\r\nOK\r\n12\r\nMN\r\n",
+            b"SERVER_ERROR out of memory\r\nCLIENT_ERROR bad\r\nERROR\r\nSTORED\r\n",
+        ];
+        let kinds = [
+            Kind::Values,
+            Kind::Store,
+            Kind::Delete,
+            Kind::Touch,
+            Kind::Arith,
+            Kind::Stats,
+            Kind::Version,
+            Kind::Ok,
+            Kind::MetaGet,
+            Kind::MetaTouch,
+            Kind::MetaStore,
+            Kind::MetaDelete,
+            Kind::MetaArith,
+            Kind::Quiet,
+        ];
+        const ALPHABET: &[u8] = b"VALUEND STAHDNFXWZc0123456789 \r\n\r\n-f";
+        for round in 0..20_000 {
+            let mut input = valid[round % valid.len()].to_vec();
+            if round % 3 == 0 {
+                let len = (next() % 64) as usize;
+                input = (0..len)
+                    .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                    .collect();
+            } else {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % (input.len() + 1);
+                    let byte = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+                    match next() % 3 {
+                        0 if at < input.len() => input[at] = byte,
+                        1 => input.insert(at, byte),
+                        _ => input.truncate(at),
+                    }
+                }
+            }
+            let expect = Expect {
+                kind: kinds[(next() % kinds.len() as u64) as usize],
+                count: 1 + (next() % 3) as u32,
+            };
+            let mut decoder = Decoder::new(64);
+            let mut buf = BytesMut::new();
+            let mut rest = &input[..];
+            'feed: while !rest.is_empty() {
+                let piece = 1 + (next() as usize) % rest.len();
+                buf.extend_from_slice(&rest[..piece]);
+                rest = &rest[piece..];
+                for _ in 0..=input.len() {
+                    let before = buf.len();
+                    match decoder.decode(&mut buf, expect) {
+                        Ok(Some(_)) => assert!(buf.len() < before, "a reply consumed nothing"),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn parse_u64_is_strict() {
         assert_eq!(parse_u64(b"0"), Some(0));
