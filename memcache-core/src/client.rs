@@ -110,9 +110,11 @@ impl Inner {
             since,
         };
         let reply = async { reply.await.unwrap_or(Err(Error::UnexpectedClose)) };
+        // The slow paths are boxed so that the common one's future stays small: it is
+        // moved into every command's boxed future, and a timer is large.
         let result = match self.connection.try_send(request) {
             Sent::Ready => reply.await,
-            Sent::Connecting => self.within(since, reply).await,
+            Sent::Connecting => Box::pin(self.within(since, reply)).await,
             Sent::Full(sender, request) => {
                 let send_then_reply = async {
                     sender
@@ -121,7 +123,7 @@ impl Inner {
                         .map_err(|_| Error::UnexpectedClose)?;
                     reply.await
                 };
-                self.within(since, send_then_reply).await
+                Box::pin(self.within(since, send_then_reply)).await
             }
         };
         match result {
@@ -149,7 +151,7 @@ impl Inner {
                         .await
                         .map_err(|_| Error::UnexpectedClose)
                 };
-                self.within(since, send).await
+                Box::pin(self.within(since, send)).await
             }
         }
     }
