@@ -21,6 +21,7 @@ mod peers;
 mod raw;
 mod report;
 mod server;
+mod typed;
 mod workloads;
 
 use std::future::Future;
@@ -43,7 +44,7 @@ pub type BenchResult<T> = Result<T, BenchError>;
 /// Concurrent callers in W4 and W4s.
 pub const CONCURRENCY: usize = 64;
 
-/// Which runtime one-caller workloads (W1, W2, W3, W5) use for the async clients.
+/// Which runtime one-caller workloads (W1, W2, W3, W5, W6) use for the async clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
     /// A multi-thread runtime with two workers, as `#[tokio::main]` gives on this machine.
@@ -72,7 +73,7 @@ pub struct Options {
 }
 
 const USAGE: &str = "\
-usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5] [--rounds N] [--round-ms MS]
+usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6] [--rounds N] [--round-ms MS]
                         [--runtime multi|current] [--protocol auto|classic|meta]
        memcache-benches --callgrind W1 --client ours|raw|raw-mg|raw-tokio|memcache|async-memcached
                         [--n N]

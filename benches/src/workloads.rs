@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use crate::fixture::{Fixture, MANY};
 use crate::harness::{timed, Case, Unit};
 use crate::raw::{Exchange, RawConnection, RawTokioConnection};
-use crate::{ours, peers, BenchResult};
+use crate::{ours, peers, typed, BenchResult};
 
 /// Requests kept outstanding by the raw client's pipelined single-key gets.
 const RAW_WINDOW: u64 = 128;
@@ -69,26 +69,26 @@ pub enum Workload {
     W4s,
     /// get of a 100 KiB value.
     W5,
-    // W6 (issue 4: typed `Cache<User>::get` against a raw get, target <= 1.10x raw time)
-    // belongs here once memcache-typed's `Cache<T>` exists. It is not measured yet:
-    // `Workload::parse("W6")` says so rather than printing a figure.
+    /// typed `Cache<User>::get` beside `Client::get` of the same keys, one in flight.
+    W6,
 }
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
         Workload::W4,
         Workload::W4s,
         Workload::W5,
+        Workload::W6,
     ];
 
-    /// Parses `W1` .. `W5`, `W4s` (case-insensitive).
+    /// Parses `W1` .. `W6`, `W4s` (case-insensitive).
     ///
     /// # Errors
-    /// For any other name; `W6` is named as not implemented yet.
+    /// For any other name.
     pub fn parse(text: &str) -> BenchResult<Self> {
         Ok(match text.trim().to_ascii_uppercase().as_str() {
             "W1" => Workload::W1,
@@ -97,14 +97,12 @@ impl Workload {
             "W4" => Workload::W4,
             "W4S" => Workload::W4s,
             "W5" => Workload::W5,
-            "W6" => {
+            "W6" => Workload::W6,
+            _ => {
                 return Err(
-                    "W6 (typed Cache<User>::get) is not implemented yet: it waits for \
-                            memcache-typed's Cache<T>"
-                        .into(),
+                    format!("unknown workload {text:?} (W1, W2, W3, W4, W4s, W5, W6)").into(),
                 )
             }
-            _ => return Err(format!("unknown workload {text:?} (W1, W2, W3, W4, W4s, W5)").into()),
         })
     }
 
@@ -117,6 +115,7 @@ impl Workload {
             Workload::W4 => vec![Section::W4],
             Workload::W4s => vec![Section::W4s],
             Workload::W5 => vec![Section::W5],
+            Workload::W6 => vec![Section::W6],
         }
     }
 }
@@ -138,6 +137,8 @@ pub enum Section {
     W4s,
     /// get 100 KiB, one in flight.
     W5,
+    /// typed `Cache<User>::get` and `Client::get` of the same keys, one in flight.
+    W6,
 }
 
 impl Section {
@@ -151,6 +152,7 @@ impl Section {
             Section::W4 => "W4 64 tasks, get 100 B",
             Section::W4s => "W4s 64 tasks, set 100 B noreply",
             Section::W5 => "W5 get 100 KiB, 1 in flight",
+            Section::W6 => "W6 typed get User (~100 B), 1 in flight",
         }
     }
 
@@ -163,7 +165,8 @@ impl Section {
         }
     }
 
-    /// The raw figure(s) the ratio column divides by: the best of these.
+    /// The raw figure(s) the ratio column divides by: the best of these (W6: this client's
+    /// untyped `Client::get` of the same keys, the "raw get" of its issue-4 target).
     pub fn reference(self) -> &'static [&'static str] {
         match self {
             Section::W1 => &[RAW_GET, RAW_MG],
@@ -173,6 +176,7 @@ impl Section {
             Section::W4 => &[RAW_MG_PIPELINED],
             Section::W4s => &[RAW_SET_NOREPLY_BATCHED],
             Section::W5 => &[RAW_GET],
+            Section::W6 => &[typed::UNTYPED],
         }
     }
 
@@ -272,6 +276,7 @@ impl Section {
                     })?,
                 ]
             }
+            Section::W6 => typed::cases(cx)?,
         })
     }
 }
