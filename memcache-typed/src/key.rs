@@ -87,7 +87,6 @@
 //! separator).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -156,9 +155,9 @@ impl KeyWriter {
     }
 
     /// Appends an integer in decimal (digits and `-` never need escaping).
-    fn write_integer(&mut self, n: impl std::fmt::Display) {
-        // Writing into a String cannot fail.
-        let _ = write!(self.buf, "{n}");
+    fn write_integer(&mut self, n: impl itoa::Integer) {
+        // Digits and '-' need no escaping.
+        self.buf.push_str(itoa::Buffer::new().format(n));
     }
 }
 
@@ -245,7 +244,7 @@ macro_rules! integer_keys {
     ($($t:ty)*) => {$(
         impl CacheKey for $t {
             fn write_key(&self, out: &mut KeyWriter) {
-                out.write_integer(self);
+                out.write_integer(*self);
             }
         }
     )*};

@@ -1,5 +1,3 @@
-use std::io::Cursor;
-
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -77,16 +75,19 @@ impl Codec for MessagePack {
             codec: Self::NAME,
             message,
         };
-        let mut de = rmp_serde::Deserializer::new(Cursor::new(data));
+        // Read straight from the slice: strings and bytes are not copied through an
+        // intermediate reader buffer.
+        let mut de = rmp_serde::Deserializer::from_read_ref(data);
         de.set_max_depth(MAX_DEPTH);
         let value = T::deserialize(&mut de).map_err(|e| corrupt(e.to_string()))?;
-        let consumed = de.position();
-        if consumed != data.len() as u64 {
-            return Err(corrupt(format!(
-                "{} trailing bytes after the value",
-                data.len() as u64 - consumed
-            )));
+        // Anything after the value is corruption: reading on must meet the end of the data.
+        match <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de) {
+            Err(rmp_serde::decode::Error::InvalidMarkerRead(end))
+                if end.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                Ok(Decoded::Value(value))
+            }
+            _ => Err(corrupt("trailing bytes after the value".to_owned())),
         }
-        Ok(Decoded::Value(value))
     }
 }
