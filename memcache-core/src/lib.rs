@@ -49,6 +49,7 @@
 //! | `stats` | [`Stats`] |
 //! | `version` | `String` |
 //! | `flush_all`, `verbosity`, `cache_memlimit`, `quit` | `()` |
+//! | `lease` (meta `mg ... N`) | [`Lease`]: `Hit`, `Won` (you recompute) or `Busy` (another client does) |
 //!
 //! **noreply.** On by default for `set`, `set_many`, `add`, `replace`, `append`, `prepend`,
 //! `delete`, `delete_many`, `touch` and `flush_all`; off for `cas`, `incr`, `decr`,
