@@ -115,12 +115,9 @@ impl Inner {
         let result = match self.connection.try_send(request) {
             Sent::Ready => reply.await,
             Sent::Connecting => Box::pin(self.within(since, reply)).await,
-            Sent::Full(sender, request) => {
+            Sent::Full(request) => {
                 let send_then_reply = async {
-                    sender
-                        .send(request)
-                        .await
-                        .map_err(|_| Error::UnexpectedClose)?;
+                    self.send_when_room(request).await;
                     reply.await
                 };
                 Box::pin(self.within(since, send_then_reply)).await
@@ -144,14 +141,25 @@ impl Inner {
         };
         match self.connection.try_send(request) {
             Sent::Ready | Sent::Connecting => Ok(()),
-            Sent::Full(sender, request) => {
+            Sent::Full(request) => {
                 let send = async {
-                    sender
-                        .send(request)
-                        .await
-                        .map_err(|_| Error::UnexpectedClose)
+                    self.send_when_room(request).await;
+                    Ok(())
                 };
                 Box::pin(self.within(since, send)).await
+            }
+        }
+    }
+
+    /// Hands `request` over once the connection's write queue has room again (it was over
+    /// its 4 MiB high-water mark: the server is not reading, or the link is slow). Checked
+    /// every millisecond; the caller bounds the wait with its deadline.
+    async fn send_when_room(&self, mut request: Request) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            match self.connection.try_send(request) {
+                Sent::Full(back) => request = back,
+                Sent::Ready | Sent::Connecting => return,
             }
         }
     }

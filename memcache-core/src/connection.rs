@@ -1,61 +1,62 @@
-//! One socket, owned by one driver task, carrying the requests of many callers.
+//! One socket carrying the requests of many callers, read by one driver task.
 //!
-//! Callers hand a [`Request`] (encoded bytes, and for a request that expects a reply: the
-//! reply's shape and a oneshot slot) to the driver through a bounded channel. The driver:
+//! A connection's state (its write queue and the FIFO of requests awaiting a reply) is a
+//! [`Link`] shared by the callers and the connection's driver task:
 //!
-//! - pulls everything queued and writes it with as few `writev` calls as the socket allows
+//! - a caller encodes its request, and under the link's lock registers its reply slot and
+//!   queues the bytes; when nothing else is in flight it writes them to the socket itself
+//!   (one `write`, no task hop: the common case of one request at a time), otherwise the
+//!   driver writes everything queued with as few `writev` calls as the socket allows
 //!   (auto-pipelining: no timer, no added delay; batches form under load by themselves);
-//! - keeps a FIFO of slots for the requests that expect a reply; memcached answers the
-//!   requests of one connection in order, so each complete response fills the oldest slot;
-//! - completes a slot whose caller has gone (timed out, dropped its future) all the same,
-//!   discarding the response, so the stream never gets out of step;
-//! - on any I/O or protocol error, or when the oldest slot has waited longer than the
-//!   request timeout, fails every outstanding request with that error and ends; the next
-//!   request opens a new connection.
+//! - the driver reads; memcached answers the requests of one connection in order, so each
+//!   complete response fills the oldest slot;
+//! - a slot whose caller has gone (timed out, dropped its future) is completed all the same,
+//!   the response discarded, so the stream never gets out of step;
+//! - on any I/O or protocol error, or when the oldest caller request has waited longer than
+//!   the request timeout, the driver fails every outstanding request with that error and
+//!   ends; the next request opens a new connection.
 //!
-//! The driver is generic over the byte stream, so TCP and unix sockets share every line of
-//! the pipelining code.
+//! TCP and unix sockets share every line of this code through [`Stream`].
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, Protocol, ServerAddr};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::protocol::response::{Decoder, Expect, Kind, Response};
 
-/// How many requests may wait in a connection's channel before callers wait for room.
-const CHANNEL_CAPACITY: usize = 1024;
-/// Stop taking requests from the channel while this many bytes wait to be written.
+/// Callers wait for room while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Most buffers handed to one `writev`.
 const MAX_IOV: usize = 64;
 /// Smallest free room in the read buffer before reading.
 const READ_ROOM: usize = 8 * 1024;
-/// Rounds of (take requests, write, read) one poll may do before yielding.
+/// Rounds of (write, read) one poll may do before yielding.
 const ROUNDS_PER_POLL: usize = 32;
 
 /// Where the reply to a request goes.
 pub(crate) type ReplySlot = oneshot::Sender<Result<Response>>;
 
-/// A request on its way to the driver.
+/// A request on its way to the server.
 #[derive(Debug)]
 pub(crate) struct Request {
     /// The complete encoded command(s).
     pub(crate) bytes: Bytes,
     /// The reply's shape and where it goes; `None` for noreply requests, which get none.
     pub(crate) reply: Option<(Expect, ReplySlot)>,
-    /// A quiet meta request: no reply on success, an error line on failure. The driver
-    /// follows each run of quiet requests with `mn` to learn where their replies end.
+    /// A quiet meta request: no reply on success, an error line on failure. Each run of
+    /// quiet requests is followed by `mn`, to learn where their replies end.
     pub(crate) quiet: bool,
     /// When the caller issued it: its reply is due by `since + timeout`.
     pub(crate) since: Instant,
@@ -64,21 +65,13 @@ pub(crate) struct Request {
 /// How [`Connection::try_send`] handed a request over.
 #[derive(Debug)]
 pub(crate) enum Sent {
-    /// To a connected driver, which answers or fails it by its deadline: the caller needs
-    /// no timer of its own.
+    /// To a connected link, whose driver answers or fails it by its deadline: the caller
+    /// needs no timer of its own.
     Ready,
-    /// To a driver that is still connecting: the caller bounds its own wait.
+    /// To a link still connecting: the caller bounds its own wait.
     Connecting,
-    /// Not at all: the channel is full. Send it with this sender, within the deadline.
-    Full(mpsc::Sender<Request>, Request),
-}
-
-/// The client's handle on one driver.
-#[derive(Debug)]
-struct Handle {
-    sender: mpsc::Sender<Request>,
-    /// Set once the driver has connected (and probed) and enforces deadlines itself.
-    ready: Arc<AtomicBool>,
+    /// Not at all: the write queue is full. Try again later, within the deadline.
+    Full(Request),
 }
 
 /// What a server's connections have learned, shared by the client and every driver.
@@ -100,12 +93,12 @@ impl Shared {
     }
 }
 
-/// The client side of one server's connection: hands requests to its driver, opening a
-/// new connection (and driver) when there is none or the last one has ended.
+/// The client side of one server's connection: hands requests to the current link,
+/// opening a new connection (link and driver) when there is none or the last has ended.
 #[derive(Debug)]
 pub(crate) struct Connection {
     config: Arc<Config>,
-    current: Mutex<Option<Handle>>,
+    current: Mutex<Option<Arc<Link>>>,
     shared: Arc<Shared>,
 }
 
@@ -142,84 +135,281 @@ impl Connection {
         self.shared.noreply_errors.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Handle>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Link>>> {
         self.current
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Hands `request` to the current driver without waiting, opening a new connection
-    /// (and driver) when there is none or the last one has ended.
+    /// Hands `request` to the current link without waiting, opening a new connection when
+    /// there is none or the last one has ended.
     pub(crate) fn try_send(&self, request: Request) -> Sent {
         let mut current = self.lock();
-        let request = match current.as_ref() {
-            Some(handle) => match handle.sender.try_send(request) {
-                Ok(()) if handle.ready.load(Ordering::Acquire) => return Sent::Ready,
-                Ok(()) => return Sent::Connecting,
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    return Sent::Full(handle.sender.clone(), back)
-                }
-                // The driver has ended: this request opens the next connection.
-                Err(mpsc::error::TrySendError::Closed(back)) => back,
-            },
-            None => request,
-        };
-        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let mut request = request;
+        if let Some(link) = current.as_ref() {
+            match link.enqueue(request) {
+                Err(back) => request = back, // the link has closed: open the next one
+                Ok(sent) => return sent,
+            }
+        }
+        let link = Arc::new(Link::new());
         // Queued before the driver starts, so that a driver failing at once (connection
         // refused) fails this request with its own error.
-        let _ = sender.try_send(request);
-        let ready = Arc::new(AtomicBool::new(false));
+        let sent = link.enqueue(request).unwrap_or(Sent::Connecting);
         tokio::spawn(run(
             Arc::clone(&self.config),
             Arc::clone(&self.shared),
-            Arc::clone(&ready),
-            receiver,
+            Arc::clone(&link),
         ));
-        *current = Some(Handle { sender, ready });
-        Sent::Connecting
+        *current = Some(link);
+        sent
     }
 
     /// Sends `quit` on the current connection, if any, and forgets it: later requests open
     /// a new connection. Requests already queued on it are answered first.
     pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
-        let handle = self.lock().take();
-        if let Some(Handle { sender, .. }) = handle {
-            // A driver that has already ended needs no quit.
+        let link = self.lock().take();
+        if let Some(link) = link {
             let request = Request {
                 bytes,
                 reply: None,
                 quiet: false,
                 since: Instant::now(),
             };
-            let _ = sender.send(request).await;
+            // A link that has already closed needs no quit; a full one gets none either.
+            let _ = link.enqueue(request);
+            link.abandon();
         }
         Ok(())
     }
 }
 
-/// Connects (probing for the meta protocol first under [`Protocol::Auto`]), then drives
-/// the connection until it ends.
-async fn run(
-    config: Arc<Config>,
-    shared: Arc<Shared>,
-    ready: Arc<AtomicBool>,
-    mut requests: mpsc::Receiver<Request>,
-) {
-    let stream = connect(&config, &shared).await;
-    ready.store(true, Ordering::Release);
-    let error = match stream {
-        Ok(Stream::Tcp(stream)) => return Driver::new(stream, requests, &config, shared).await,
-        Ok(Stream::Unix(stream)) => return Driver::new(stream, requests, &config, shared).await,
-        Err(error) => error,
-    };
-    tracing::debug!(server = %config.server, %error, "connect failed");
-    fail_queued(&mut requests, &error);
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(link) = self.lock().take() {
+            link.abandon();
+        }
+    }
 }
 
-/// The transports a connection can run over.
+/// The byte streams a connection runs over, used through `&self`: a caller may write
+/// while the driver reads.
+#[derive(Debug)]
 enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+impl Stream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write_vectored(bufs),
+            Stream::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_write_ready(cx),
+            Stream::Unix(s) => s.poll_write_ready(cx),
+        }
+    }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            Stream::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+}
+
+/// One connection's state, shared by its callers and its driver.
+#[derive(Debug)]
+pub(crate) struct Link {
+    state: Mutex<LinkState>,
+}
+
+#[derive(Debug)]
+struct LinkState {
+    /// The socket, once connected (and probed).
+    stream: Option<Arc<Stream>>,
+    /// Bytes waiting for the driver to write them.
+    out: VecDeque<Bytes>,
+    out_len: usize,
+    /// The driver holds bytes taken from `out` that are not all written yet.
+    writing: bool,
+    /// Requests written or queued whose reply has not been read, oldest first.
+    pending: VecDeque<Pending>,
+    /// Quiet requests queued since the last `mn`.
+    quiet_run: Vec<Bytes>,
+    /// When the first of them was issued.
+    quiet_since: Instant,
+    /// The driver has ended: no request may be queued here any more.
+    closed: bool,
+    /// No client refers to this link any more: the driver ends once it is idle.
+    abandoned: bool,
+    /// The driver's waker, while it waits.
+    driver: Option<Waker>,
+}
+
+impl Link {
+    fn new() -> Self {
+        Link {
+            state: Mutex::new(LinkState {
+                stream: None,
+                out: VecDeque::new(),
+                out_len: 0,
+                writing: false,
+                pending: VecDeque::new(),
+                quiet_run: Vec::new(),
+                quiet_since: Instant::now(),
+                closed: false,
+                abandoned: false,
+                driver: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `request` (writing it at once when the connection is otherwise idle), or
+    /// gives it back when the link has closed.
+    fn enqueue(&self, request: Request) -> std::result::Result<Sent, Request> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(request);
+        }
+        if state.out_len >= WRITE_HIGH_WATER {
+            return Ok(Sent::Full(request));
+        }
+        let Request {
+            bytes,
+            reply,
+            quiet,
+            since,
+        } = request;
+        if quiet {
+            if state.quiet_run.is_empty() {
+                state.quiet_since = since;
+            }
+            state.quiet_run.push(bytes.clone());
+        } else if !state.quiet_run.is_empty() {
+            state.end_quiet_run();
+        }
+        let expects_reply = reply.is_some();
+        if let Some((expect, slot)) = reply {
+            state.pending.push_back(Pending {
+                expect,
+                waiter: Waiter::Caller(slot),
+                since,
+            });
+        }
+        let Some(stream) = state.stream.clone() else {
+            state.push(bytes);
+            return Ok(Sent::Connecting);
+        };
+        // Nothing else in flight: write it now, without a trip through the driver task,
+        // which is already waiting for the socket to be readable. Otherwise the driver
+        // batches it with the others.
+        let idle = !quiet
+            && !state.writing
+            && state.out.is_empty()
+            && state.pending.len() == usize::from(expects_reply);
+        let written = if idle {
+            stream.try_write(&bytes).unwrap_or(0)
+        } else {
+            0
+        };
+        if written < bytes.len() {
+            state.push(bytes.slice(written..));
+            state.wake_driver();
+        }
+        Ok(Sent::Ready)
+    }
+
+    /// No client refers to this link any more.
+    fn abandon(&self) {
+        let mut state = self.lock();
+        state.abandoned = true;
+        state.wake_driver();
+    }
+}
+
+impl LinkState {
+    fn push(&mut self, bytes: Bytes) {
+        self.out_len += bytes.len();
+        self.out.push_back(bytes);
+    }
+
+    fn wake_driver(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.wake();
+        }
+    }
+
+    /// Ends a run of quiet requests with `mn`, whose `MN` marks where their failure
+    /// reports (if any) end.
+    fn end_quiet_run(&mut self) {
+        self.push(Bytes::from_static(b"mn\r\n"));
+        let run = std::mem::take(&mut self.quiet_run);
+        self.pending.push_back(Pending {
+            expect: Expect::one(Kind::Quiet),
+            waiter: Waiter::Quiet(run),
+            since: self.quiet_since,
+        });
+    }
+}
+
+/// Connects (probing for the meta protocol first under [`Protocol::Auto`]), then drives
+/// the connection until it ends.
+async fn run(config: Arc<Config>, shared: Arc<Shared>, link: Arc<Link>) {
+    let error = match connect(&config, &shared).await {
+        Ok(stream) => {
+            let stream = Arc::new(stream);
+            {
+                let mut state = link.lock();
+                state.stream = Some(Arc::clone(&stream));
+            }
+            return Driver::new(stream, link, &config, shared).await;
+        }
+        Err(error) => error,
+    };
+    tracing::debug!(server = %config.server, %error, "connect failed");
+    for waiter in link.close() {
+        if let Waiter::Caller(slot) = waiter {
+            let _ = slot.send(Err(error.clone()));
+        }
+    }
+}
+
+impl Link {
+    /// Closes the link: nothing more can be queued. Returns the waiters to fail.
+    fn close(&self) -> Vec<Waiter> {
+        let mut state = self.lock();
+        state.closed = true;
+        state.out.clear();
+        state.out_len = 0;
+        state.quiet_run.clear();
+        state.pending.drain(..).map(|p| p.waiter).collect()
+    }
 }
 
 /// Opens a stream and, under [`Protocol::Auto`] (unless the server is known to be classic),
@@ -308,16 +498,6 @@ fn tune_tcp(stream: &tokio::net::TcpStream, config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Closes the channel and fails every request still in it.
-fn fail_queued(requests: &mut mpsc::Receiver<Request>, error: &Error) {
-    requests.close();
-    while let Ok(request) = requests.try_recv() {
-        if let Some((_, slot)) = request.reply {
-            let _ = slot.send(Err(error.clone()));
-        }
-    }
-}
-
 /// The key of an encoded request (its second token), for logging.
 fn request_key(request: &Bytes) -> Option<String> {
     let line = &request[..memchr::memchr(b'\r', request)?];
@@ -342,53 +522,34 @@ enum Waiter {
     Quiet(Vec<Bytes>),
 }
 
-/// The future that owns one socket.
-struct Driver<S> {
-    stream: S,
-    requests: mpsc::Receiver<Request>,
-    /// `false` once every handle is gone (the channel returned `None`).
-    open: bool,
-    out: VecDeque<Bytes>,
-    out_len: usize,
-    needs_flush: bool,
+/// The future that reads one socket, and writes what callers could not write themselves.
+struct Driver {
+    stream: Arc<Stream>,
+    link: Arc<Link>,
+    /// Bytes taken from the link's queue, being written.
+    batch: VecDeque<Bytes>,
     input: BytesMut,
-    pending: VecDeque<Pending>,
     decoder: Decoder,
-    timeout: std::time::Duration,
+    timeout: Duration,
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
     server: String,
     shared: Arc<Shared>,
-    /// Quiet requests taken since the last `mn`.
-    quiet_run: Vec<Bytes>,
-    /// When the first of them was issued.
-    quiet_since: Instant,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
-    fn new(
-        stream: S,
-        requests: mpsc::Receiver<Request>,
-        config: &Config,
-        shared: Arc<Shared>,
-    ) -> Self {
+impl Driver {
+    fn new(stream: Arc<Stream>, link: Arc<Link>, config: &Config, shared: Arc<Shared>) -> Self {
         Driver {
             stream,
-            requests,
-            open: true,
-            out: VecDeque::new(),
-            out_len: 0,
-            needs_flush: false,
+            link,
+            batch: VecDeque::new(),
             input: BytesMut::with_capacity(READ_ROOM * 2),
-            pending: VecDeque::new(),
             decoder: Decoder::new(config.max_value_size),
             timeout: config.timeout,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
             timer_armed: false,
             server: config.server.to_string(),
             shared,
-            quiet_run: Vec::new(),
-            quiet_since: Instant::now(),
         }
     }
 
@@ -399,135 +560,86 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
-    fn push(&mut self, bytes: Bytes) {
-        self.out_len += bytes.len();
-        self.out.push_back(bytes);
-    }
-
-    /// Ends a run of quiet requests with `mn`, whose `MN` marks where their failure
-    /// reports (if any) end.
-    fn end_quiet_run(&mut self, since: Instant) {
-        self.push(Bytes::from_static(b"mn\r\n"));
-        self.pending.push_back(Pending {
-            expect: Expect::one(Kind::Quiet),
-            waiter: Waiter::Quiet(std::mem::take(&mut self.quiet_run)),
-            since,
-        });
-    }
-
-    /// Takes queued requests into the write queue. Returns whether it took any.
-    fn intake(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut took = false;
-        let mut now = None;
-        while self.open && self.out_len < WRITE_HIGH_WATER {
-            match self.requests.poll_recv(cx) {
-                Poll::Ready(Some(request)) => {
-                    took = true;
-                    let since = request.since;
-                    if request.reply.is_some()
-                        && since + self.timeout <= *now.get_or_insert_with(Instant::now)
-                    {
-                        // Overdue before it was written (it waited for the connection):
-                        // fail it alone rather than the connection.
-                        if let Some((_, slot)) = request.reply {
-                            let _ = slot.send(Err(self.timed_out()));
-                        }
-                        continue;
-                    }
-                    if request.quiet {
-                        if self.quiet_run.is_empty() {
-                            self.quiet_since = since;
-                        }
-                        self.quiet_run.push(request.bytes.clone());
-                    } else if !self.quiet_run.is_empty() {
-                        self.end_quiet_run(since);
-                    }
-                    if let Some((expect, slot)) = request.reply {
-                        let waiter = Waiter::Caller(slot);
-                        self.pending.push_back(Pending {
-                            expect,
-                            waiter,
-                            since,
-                        });
-                    }
-                    self.push(request.bytes);
-                }
-                Poll::Ready(None) => self.open = false,
-                Poll::Pending => break,
-            }
-        }
-        if !self.quiet_run.is_empty() {
-            self.end_quiet_run(self.quiet_since);
-        }
-        took
-    }
-
-    /// Writes as much of the write queue as the socket takes.
+    /// Writes what callers queued. Returns whether it wrote anything.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<bool> {
         let mut wrote = false;
-        while !self.out.is_empty() {
+        loop {
+            if self.batch.is_empty() {
+                let mut state = self.link.lock();
+                if !state.quiet_run.is_empty() {
+                    state.end_quiet_run();
+                }
+                if state.out.is_empty() {
+                    state.writing = false;
+                    return Ok(wrote);
+                }
+                self.batch = std::mem::take(&mut state.out);
+                state.out_len = 0;
+                state.writing = true;
+            }
+            match self.stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(wrote),
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.out.iter()) {
+            for (slot, chunk) in slices.iter_mut().zip(self.batch.iter()) {
                 *slot = IoSlice::new(chunk);
                 count += 1;
             }
-            match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]) {
-                Poll::Ready(Ok(0)) => {
-                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into())
-                }
-                Poll::Ready(Ok(mut written)) => {
+            match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(mut written) => {
                     wrote = true;
-                    self.needs_flush = true;
-                    self.out_len -= written;
                     while written > 0 {
-                        let Some(front) = self.out.front_mut() else {
+                        let Some(front) = self.batch.front_mut() else {
                             break;
                         };
                         if front.len() <= written {
                             written -= front.len();
-                            self.out.pop_front();
+                            self.batch.pop_front();
                         } else {
                             front.advance(written);
                             written = 0;
                         }
                     }
                 }
-                Poll::Ready(Err(e)) => return Err(e.into()),
-                Poll::Pending => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        if self.needs_flush && self.out.is_empty() {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
-                Poll::Ready(Err(e)) => return Err(e.into()),
-                Poll::Pending => {}
-            }
-        }
-        Ok(wrote)
     }
 
     /// Reads what the socket has and completes every response it finishes.
     fn read(&mut self, cx: &mut Context<'_>) -> Result<bool> {
-        if self.input.capacity() - self.input.len() < READ_ROOM {
-            self.input.reserve(READ_ROOM * 4);
-        }
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.input) {
-            Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
-            Poll::Ready(Ok(_)) => {
-                self.dispatch()?;
-                Ok(true)
+        loop {
+            match self.stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(false),
             }
-            Poll::Ready(Err(e)) => Err(e.into()),
-            Poll::Pending => Ok(false),
+            if self.input.capacity() - self.input.len() < READ_ROOM {
+                self.input.reserve(READ_ROOM * 4);
+            }
+            match self.stream.try_read_buf(&mut self.input) {
+                Ok(0) => return Err(Error::UnexpectedClose),
+                Ok(_) => {
+                    self.dispatch()?;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
     fn dispatch(&mut self) -> Result<()> {
-        while let Some(oldest) = self.pending.front() {
+        let mut state = self.link.lock();
+        while let Some(oldest) = state.pending.front() {
             match self.decoder.decode(&mut self.input, oldest.expect)? {
                 Some(response) => {
-                    if let Some(done) = self.pending.pop_front() {
+                    if let Some(done) = state.pending.pop_front() {
                         self.complete(done.waiter, response);
                     }
                 }
@@ -546,7 +658,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
-    fn complete(&mut self, waiter: Waiter, response: Response) {
+    fn complete(&self, waiter: Waiter, response: Response) {
         match waiter {
             // The caller may have given up; the response is then dropped.
             Waiter::Caller(slot) => {
@@ -570,59 +682,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
-    /// Fails the connection when its oldest request has waited longer than the timeout.
+    /// Fails the connection when its oldest caller request has waited longer than the
+    /// timeout.
     ///
-    /// The timer is re-armed lazily: when it fires early (the request it was set for has
-    /// been answered) it is set for the new oldest request, and it stays armed while no
-    /// request is outstanding, so that one-at-a-time traffic does not reset it per request.
+    /// The timer is always armed: for the oldest caller request's deadline, or, when none
+    /// is outstanding, one timeout ahead (a request a caller writes itself does not wake
+    /// this task, so the timer must already be running to catch its deadline). It is re-armed
+    /// only when it fires: one-at-a-time traffic does not reset it per request.
     ///
     /// Only callers' requests count: the `mn` after a run of quiet (noreply) requests is the
     /// driver's own bookkeeping, and a connection carrying only noreply writes survives a
     /// stalled server as it does over the classic protocol.
     fn check_timer(&mut self, cx: &mut Context<'_>) -> Result<()> {
-        let oldest_caller = |pending: &VecDeque<Pending>| {
-            pending
-                .iter()
-                .find(|p| matches!(p.waiter, Waiter::Caller(_)))
-                .map(|p| p.since)
-        };
-        while let Some(since) = oldest_caller(&self.pending) {
-            let deadline = since + self.timeout;
+        loop {
+            let oldest = {
+                let state = self.link.lock();
+                state
+                    .pending
+                    .iter()
+                    .find(|p| matches!(p.waiter, Waiter::Caller(_)))
+                    .map(|p| p.since)
+            };
+            let deadline = oldest.map(|since| since + self.timeout);
             if !self.timer_armed {
-                self.timer.as_mut().reset(deadline);
+                let at = deadline.unwrap_or_else(|| Instant::now() + self.timeout);
+                self.timer.as_mut().reset(at);
                 self.timer_armed = true;
             }
             if self.timer.as_mut().poll(cx).is_pending() {
-                break;
+                return Ok(());
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(self.timed_out());
             }
             self.timer_armed = false;
         }
-        Ok(())
     }
 
     /// One poll's worth of work. `Ok(true)`: the connection is finished.
     ///
-    /// Each round takes queued requests, writes, and reads. A source that answered
-    /// `Pending` has registered this task's waker, so it is not polled again in this call:
-    /// the channel only after a write made room (it is left unpolled while the write queue
-    /// is over its high-water mark), the socket's read side not until it wakes the task.
+    /// The waker is registered with the link first, so that whatever a caller queues from
+    /// then on wakes this task again. A socket side that answered `Pending` has registered
+    /// the waker too and is not polled again in this call.
     fn drive(&mut self, cx: &mut Context<'_>) -> Result<bool> {
-        let (mut poll_intake, mut poll_read) = (true, true);
-        for _ in 0..ROUNDS_PER_POLL {
-            let took = poll_intake && self.intake(cx);
-            let wrote = (!self.out.is_empty() || self.needs_flush) && self.write(cx)?;
-            let read = poll_read && self.read(cx)?;
-            if !self.open && self.pending.is_empty() && self.out.is_empty() {
-                return Ok(true);
+        {
+            let mut state = self.link.lock();
+            match &state.driver {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.driver = Some(cx.waker().clone()),
             }
-            if !(took || wrote || read) {
+        }
+        let mut poll_read = true;
+        for _ in 0..ROUNDS_PER_POLL {
+            let wrote = self.write(cx)?;
+            let read = poll_read && self.read(cx)?;
+            {
+                let state = self.link.lock();
+                if state.abandoned
+                    && state.pending.is_empty()
+                    && state.out.is_empty()
+                    && self.batch.is_empty()
+                {
+                    return Ok(true);
+                }
+            }
+            if !(wrote || read) {
                 self.check_timer(cx)?;
                 return Ok(false);
             }
-            poll_intake = took || wrote;
             poll_read = read;
         }
         cx.waker().wake_by_ref();
@@ -631,36 +758,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     fn fail(&mut self, error: &Error) {
-        // Closed first: a caller woken by the failure below must not be able to queue its
-        // next request here; it opens a new connection instead.
-        self.requests.close();
-        if self.pending.is_empty() && matches!(error, Error::UnexpectedClose) {
+        // The link is closed first: a caller woken by the failure below must not be able to
+        // queue its next request here; it opens a new connection instead.
+        let waiters = self.link.close();
+        let outstanding = waiters
+            .iter()
+            .filter(|w| matches!(w, Waiter::Caller(_)))
+            .count();
+        if outstanding == 0 && matches!(error, Error::UnexpectedClose) {
             tracing::debug!(server = %self.server, "connection closed by the server while idle");
         } else {
             tracing::warn!(
                 server = %self.server,
                 %error,
-                outstanding = self.pending.len(),
+                outstanding,
                 "connection failed; failing its outstanding requests"
             );
         }
-        for pending in self.pending.drain(..) {
-            if let Waiter::Caller(slot) = pending.waiter {
+        for waiter in waiters {
+            if let Waiter::Caller(slot) = waiter {
                 let _ = slot.send(Err(error.clone()));
             }
         }
-        fail_queued(&mut self.requests, error);
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Future for Driver<S> {
+impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         match this.drive(cx) {
             Ok(false) => Poll::Pending,
-            Ok(true) => Poll::Ready(()),
+            Ok(true) => {
+                this.link.close();
+                Poll::Ready(())
+            }
             Err(error) => {
                 this.fail(&error);
                 Poll::Ready(())
