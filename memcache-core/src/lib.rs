@@ -99,9 +99,10 @@
 //!
 //! # Pipelining
 //!
-//! All clones of a `Client` share one connection, owned by a driver task. Concurrent
-//! commands are written together, in one `writev` where the socket allows, without any added
-//! delay: under load, batches form by themselves. The contract:
+//! All clones of a `Client` share one connection, read by a driver task. A command issued
+//! while nothing else is in flight is written by its caller at once; concurrent commands are
+//! queued and written together by the driver, in one `writev` where the socket allows,
+//! without any added delay: under load, batches form by themselves. The contract:
 //!
 //! - **Ordering.** Commands are written in the order their futures hand them to the
 //!   connection (the first poll of the `.await`), and memcached answers the commands of one
