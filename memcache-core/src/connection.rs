@@ -783,6 +783,18 @@ impl Driver {
     }
 }
 
+impl Drop for Driver {
+    /// A driver that goes away without having closed its link (its task was dropped with
+    /// the runtime, or panicked) fails what is left, so that no caller waits forever.
+    fn drop(&mut self) {
+        for waiter in self.link.close() {
+            if let Waiter::Caller(slot) = waiter {
+                let _ = slot.send(Err(Error::UnexpectedClose));
+            }
+        }
+    }
+}
+
 impl Future for Driver {
     type Output = ();
 
