@@ -387,6 +387,13 @@ async fn run(config: Arc<Config>, shared: Arc<Shared>, link: Arc<Link>) {
             {
                 let mut state = link.lock();
                 state.stream = Some(Arc::clone(&stream));
+                // Requests queued while connecting are bounded by their callers' own timers;
+                // the connection's deadline for them starts now, so that a slow connect
+                // does not condemn the fresh connection.
+                let now = Instant::now();
+                for pending in &mut state.pending {
+                    pending.since = pending.since.max(now);
+                }
             }
             return Driver::new(stream, link, &config, shared).await;
         }
