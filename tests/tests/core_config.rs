@@ -69,3 +69,27 @@ async fn tcp_keepalive_arms_the_keepalive_timer() {
     assert_eq!(kind, 2, "keepalive timer");
     assert!(when > 0, "keepalive due in {when} jiffies");
 }
+
+/// A connect slower than the request timeout (here: the protocol probe's round trip through
+/// a delaying proxy): the first call times out, but the connection it opened is kept and
+/// serves the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_connect_keeps_its_connection() {
+    use memcache_tests::{FaultMode, FaultProxy};
+    let server = Memcached::start();
+    let proxy = FaultProxy::start(&server.addr());
+    proxy.set_mode(FaultMode::Delay(Duration::from_millis(250)));
+    let client = Client::builder()
+        .server(proxy.addr())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let error = client.get("k").await.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    // The probe's answer is still on its way (delayed); requests from now on are not.
+    proxy.set_mode(FaultMode::PassThrough);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(client.get("k").await.unwrap(), None);
+    assert_eq!(proxy.connections(), 1, "the slow connection was kept");
+}
