@@ -5,23 +5,11 @@
 use std::time::{Duration, Instant};
 
 use memcache_tests::Memcached;
-use memcache_typed::{Cache, Cacheable, Client};
-use serde::{Deserialize, Serialize};
+use memcache_typed::{Cache, Client};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
-#[cacheable(prefix = "user", ttl = 300)]
-struct User {
-    #[cacheable(key)]
-    id: u64,
-    name: String,
-}
+mod common;
 
-fn user(id: u64) -> User {
-    User {
-        id,
-        name: format!("user {id}"),
-    }
-}
+use common::{user, User};
 
 fn users(server: &Memcached, ignore_exc: bool) -> Cache<User> {
     let client = Client::builder()

@@ -8,24 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use memcache_tests::{raw_command, raw_get, raw_set, Memcached};
-use memcache_typed::{Cache, Cacheable, Client, LoadError};
-use serde::{Deserialize, Serialize};
+use memcache_typed::{Cache, Client, LoadError};
 use tokio::sync::oneshot;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
-#[cacheable(prefix = "user", ttl = 300)]
-struct User {
-    #[cacheable(key)]
-    id: u64,
-    name: String,
-}
+mod common;
 
-fn user(id: u64) -> User {
-    User {
-        id,
-        name: format!("user {id}"),
-    }
-}
+use common::{user, User};
 
 /// A loader error that is deliberately not `Clone`.
 #[derive(Debug, PartialEq)]
