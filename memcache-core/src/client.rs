@@ -4,12 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::oneshot;
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use crate::config::{ClientBuilder, Config};
-use crate::connection::{Connection, Request, Sent};
+use crate::connection::{Connection, Reply, Request, Sent};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::protocol::response::{Expect, Response};
 
@@ -100,25 +99,29 @@ impl Inner {
     /// fails every request by `since + timeout` (it closes a connection whose oldest request
     /// is overdue), which saves a timer registration per command. While the connection is
     /// still being opened, or the channel is full, the caller bounds its own wait.
-    pub(crate) async fn request(&self, bytes: Bytes, expect: Expect) -> Result<Response> {
+    ///
+    /// `encode` writes the request into the connection's write buffer.
+    pub(crate) async fn request(
+        &self,
+        expect: Expect,
+        encode: impl FnOnce(&mut BytesMut),
+    ) -> Result<Response> {
         let since = Instant::now();
-        let (slot, reply) = oneshot::channel();
         let request = Request {
-            bytes,
-            reply: Some((expect, slot)),
+            encode,
+            expect: Some(expect),
             quiet: false,
             since,
         };
-        let reply = async { reply.await.unwrap_or(Err(Error::UnexpectedClose)) };
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
         let result = match self.connection.try_send(request) {
-            Sent::Ready => reply.await,
-            Sent::Connecting => Box::pin(self.within(since, reply)).await,
+            Sent::Ready(reply) => reply_of(reply).await,
+            Sent::Connecting(reply) => Box::pin(self.within(since, reply_of(reply))).await,
             Sent::Full(request) => {
                 let send_then_reply = async {
-                    self.send_when_room(request).await;
-                    reply.await
+                    let reply = self.send_when_room(request).await;
+                    reply_of(reply).await
                 };
                 Box::pin(self.within(since, send_then_reply)).await
             }
@@ -131,16 +134,20 @@ impl Inner {
 
     /// Hands a noreply request to the connection; resolves once the connection has it.
     /// `quiet`: a meta request in quiet mode, whose failure the server still reports.
-    pub(crate) async fn send_noreply(&self, bytes: Bytes, quiet: bool) -> Result<()> {
+    pub(crate) async fn send_noreply(
+        &self,
+        quiet: bool,
+        encode: impl FnOnce(&mut BytesMut),
+    ) -> Result<()> {
         let since = Instant::now();
         let request = Request {
-            bytes,
-            reply: None,
+            encode,
+            expect: None,
             quiet,
             since,
         };
         match self.connection.try_send(request) {
-            Sent::Ready | Sent::Connecting => Ok(()),
+            Sent::Ready(_) | Sent::Connecting(_) => Ok(()),
             Sent::Full(request) => {
                 let send = async {
                     self.send_when_room(request).await;
@@ -154,12 +161,15 @@ impl Inner {
     /// Hands `request` over once the connection's write queue has room again (it was over
     /// its 4 MiB high-water mark: the server is not reading, or the link is slow). Checked
     /// every millisecond; the caller bounds the wait with its deadline.
-    async fn send_when_room(&self, mut request: Request) {
+    async fn send_when_room<E: FnOnce(&mut BytesMut)>(
+        &self,
+        mut request: Request<E>,
+    ) -> Option<Reply> {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             match self.connection.try_send(request) {
                 Sent::Full(back) => request = back,
-                Sent::Ready | Sent::Connecting => return,
+                Sent::Ready(reply) | Sent::Connecting(reply) => return reply,
             }
         }
     }
@@ -183,8 +193,8 @@ impl Inner {
         self.connection.meta()
     }
 
-    pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
-        self.connection.quit(bytes).await
+    pub(crate) async fn quit(&self) -> Result<()> {
+        self.connection.quit().await
     }
 
     fn timed_out(&self) -> Error {
@@ -209,10 +219,14 @@ impl Inner {
     pub(crate) fn noreply(&self, call: Option<bool>) -> bool {
         call.unwrap_or(self.config.default_noreply)
     }
+}
 
-    /// A fresh request buffer.
-    pub(crate) fn buffer(capacity: usize) -> BytesMut {
-        BytesMut::with_capacity(capacity)
+/// The reply to a request that expects one. A connection always gives such a request a
+/// way to its reply; `None` cannot happen, and would read as a lost connection.
+async fn reply_of(reply: Option<Reply>) -> Result<Response> {
+    match reply {
+        Some(reply) => reply.await,
+        None => Err(Error::UnexpectedClose),
     }
 }
 

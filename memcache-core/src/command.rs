@@ -7,7 +7,7 @@ use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::pin::Pin;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use crate::client::{mismatched, Client, Inner};
 use crate::error::{Error, IllegalInput, Result};
@@ -52,16 +52,16 @@ impl Inner {
     async fn fetch_one(&self, key: &[u8], cas: bool, touch: Option<u32>) -> Result<Option<Item>> {
         let keys = &self.config.keys;
         keys.check(key)?;
-        let mut buf = Inner::buffer(64 + keys.wire_len(key));
         let meta = self.meta();
-        let kind = if meta {
-            request::meta_get(&mut buf, keys.prefix(), key, true, cas, touch, None);
-            Kind::MetaGet
-        } else {
-            request::retrieve(&mut buf, cas, touch, keys.prefix(), [key]);
-            Kind::Values
+        let kind = if meta { Kind::MetaGet } else { Kind::Values };
+        let encode = |buf: &mut BytesMut| {
+            if meta {
+                request::meta_get(buf, keys.prefix(), key, true, cas, touch, None);
+            } else {
+                request::retrieve(buf, cas, touch, keys.prefix(), [key]);
+            }
         };
-        let result = match self.request(buf.freeze(), Expect::one(kind)).await {
+        let result = match self.request(Expect::one(kind), encode).await {
             // Classic replies name the key: check it. (`mg` replies do not carry it.)
             Ok(Response::Value(hit)) => match hit {
                 Some(item) if !meta && !is_key(keys.prefix(), key, &item.key) => {
@@ -87,15 +87,12 @@ impl Inner {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut buf = Inner::buffer(len);
-        request::retrieve(
-            &mut buf,
-            cas,
-            None,
-            rules.prefix(),
-            keys.iter().map(AsRef::as_ref),
-        );
-        let result = match self.request(buf.freeze(), Expect::one(Kind::Values)).await {
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let keys = keys.iter().map(AsRef::as_ref);
+            request::retrieve(buf, cas, None, rules.prefix(), keys);
+        };
+        let result = match self.request(Expect::one(Kind::Values), encode).await {
             Ok(Response::Values(items)) => line_up(rules.prefix(), keys, items),
             Ok(Response::Value(hit)) => line_up(rules.prefix(), keys, hit.into_iter().collect()),
             Ok(other) => Err(mismatched(&other)),
@@ -130,24 +127,17 @@ impl Inner {
     ) -> Result<Option<Status>> {
         let keys = &self.config.keys;
         keys.check(key)?;
-        let mut buf = Inner::buffer(request::store_len(keys.wire_len(key), data.len()));
         let meta = self.meta();
-        store_encoder(meta)(
-            &mut buf,
-            command,
-            keys.prefix(),
-            key,
-            flags,
-            ttl,
-            data,
-            noreply,
-        );
+        let encode = |buf: &mut BytesMut| {
+            let store = store_encoder(meta);
+            store(buf, command, keys.prefix(), key, flags, ttl, data, noreply);
+        };
         if noreply {
-            self.send_noreply(buf.freeze(), meta).await?;
+            self.send_noreply(meta, encode).await?;
             return Ok(None);
         }
         let kind = if meta { Kind::MetaStore } else { Kind::Store };
-        match self.request(buf.freeze(), Expect::one(kind)).await? {
+        match self.request(Expect::one(kind), encode).await? {
             Response::Status(status) => Ok(Some(status)),
             other => Err(mismatched(&other)),
         }
@@ -464,25 +454,26 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             return Ok(Vec::new());
         }
         let noreply = inner.noreply(self.noreply);
-        let mut buf = Inner::buffer(len);
         let meta = inner.meta();
-        let encode = store_encoder(meta);
-        let (set, prefix) = (StoreCommand::Set, keys.prefix());
-        for (key, value) in &self.items {
-            let (key, data) = (key.as_ref(), value.as_ref());
-            encode(
-                &mut buf, set, prefix, key, self.flags, self.ttl, data, noreply,
-            );
-        }
+        let (set, prefix, flags, ttl) = (StoreCommand::Set, keys.prefix(), self.flags, self.ttl);
+        let items = &self.items;
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let store = store_encoder(meta);
+            for (key, value) in items {
+                let (key, data) = (key.as_ref(), value.as_ref());
+                store(buf, set, prefix, key, flags, ttl, data, noreply);
+            }
+        };
         if noreply {
-            inner.send_noreply(buf.freeze(), meta).await?;
+            inner.send_noreply(meta, encode).await?;
             return Ok(Vec::new());
         }
         let expect = Expect {
             kind: if meta { Kind::MetaStore } else { Kind::Store },
             count,
         };
-        let replies = many(inner.request(buf.freeze(), expect).await?, count)?;
+        let replies = many(inner.request(expect, encode).await?, count)?;
         let mut failed = Vec::new();
         for ((key, _), reply) in self.items.into_iter().zip(replies) {
             match reply {
@@ -495,7 +486,7 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         Ok(failed)
     }
 }
-command_future!(SetMany<K, V> => Vec<K>, where K: AsRef<[u8]> + Send + 'a, V: AsRef<[u8]> + Send + 'a);
+command_future!(SetMany<K, V> => Vec<K>, where K: AsRef<[u8]> + Send + Sync + 'a, V: AsRef<[u8]> + Send + Sync + 'a);
 
 /// The replies of a batched request, checked to be as many as were sent.
 fn many(response: Response, count: u32) -> Result<Vec<Response>> {
@@ -532,20 +523,21 @@ impl<'a, K: AsRef<[u8]>> Delete<'a, K> {
         let key = self.key.as_ref();
         keys.check(key)?;
         let noreply = inner.noreply(self.noreply);
-        let mut buf = Inner::buffer(20 + keys.wire_len(key));
         let meta = inner.meta();
-        let encode = if meta {
-            request::meta_delete
-        } else {
-            request::delete
+        let encode = |buf: &mut BytesMut| {
+            let delete = if meta {
+                request::meta_delete
+            } else {
+                request::delete
+            };
+            delete(buf, keys.prefix(), key, noreply);
         };
-        encode(&mut buf, keys.prefix(), key, noreply);
         if noreply {
-            inner.send_noreply(buf.freeze(), meta).await?;
+            inner.send_noreply(meta, encode).await?;
             return Ok(true);
         }
         let kind = if meta { Kind::MetaDelete } else { Kind::Delete };
-        match inner.request(buf.freeze(), Expect::one(kind)).await? {
+        match inner.request(Expect::one(kind), encode).await? {
             Response::Status(Status::Deleted) => Ok(true),
             Response::Status(Status::NotFound) => Ok(false),
             other => Err(mismatched(&other)),
@@ -583,24 +575,27 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             return Ok(());
         }
         let noreply = inner.noreply(self.noreply);
-        let mut buf = Inner::buffer(len);
         let meta = inner.meta();
-        let encode = if meta {
-            request::meta_delete
-        } else {
-            request::delete
+        let keys = &self.keys;
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let delete = if meta {
+                request::meta_delete
+            } else {
+                request::delete
+            };
+            for key in keys {
+                delete(buf, rules.prefix(), key.as_ref(), noreply);
+            }
         };
-        for key in &self.keys {
-            encode(&mut buf, rules.prefix(), key.as_ref(), noreply);
-        }
         if noreply {
-            return inner.send_noreply(buf.freeze(), meta).await;
+            return inner.send_noreply(meta, encode).await;
         }
         let expect = Expect {
             kind: if meta { Kind::MetaDelete } else { Kind::Delete },
             count,
         };
-        for reply in many(inner.request(buf.freeze(), expect).await?, count)? {
+        for reply in many(inner.request(expect, encode).await?, count)? {
             match reply {
                 Response::Status(Status::Deleted | Status::NotFound) => {}
                 Response::Failed(error) => return Err(error),
@@ -636,21 +631,22 @@ impl<'a, K: AsRef<[u8]>> Arith<'a, K> {
         let keys = &inner.config.keys;
         let key = self.key.as_ref();
         keys.check(key)?;
-        let mut buf = Inner::buffer(40 + keys.wire_len(key));
         let meta = inner.meta();
-        let encode = if meta {
-            request::meta_arith
-        } else {
-            request::arith
+        let (incr, prefix, noreply, delta) = (self.incr, keys.prefix(), self.noreply, self.delta);
+        let encode = |buf: &mut BytesMut| {
+            let arith = if meta {
+                request::meta_arith
+            } else {
+                request::arith
+            };
+            arith(buf, incr, prefix, key, delta, noreply);
         };
-        let (incr, prefix, noreply) = (self.incr, keys.prefix(), self.noreply);
-        encode(&mut buf, incr, prefix, key, self.delta, noreply);
         if noreply {
-            inner.send_noreply(buf.freeze(), meta).await?;
+            inner.send_noreply(meta, encode).await?;
             return Ok(None);
         }
         let kind = if meta { Kind::MetaArith } else { Kind::Arith };
-        match inner.request(buf.freeze(), Expect::one(kind)).await? {
+        match inner.request(Expect::one(kind), encode).await? {
             Response::Number(n) => Ok(Some(n)),
             Response::Status(Status::NotFound) => Ok(None),
             other => Err(mismatched(&other)),
@@ -683,29 +679,23 @@ impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
         let key = self.key.as_ref();
         keys.check(key)?;
         let noreply = inner.noreply(self.noreply);
-        let mut buf = Inner::buffer(40 + keys.wire_len(key));
         // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
         // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
-        let kind = if !noreply && inner.meta() {
-            request::meta_get(
-                &mut buf,
-                keys.prefix(),
-                key,
-                false,
-                false,
-                Some(self.ttl),
-                None,
-            );
-            Kind::MetaTouch
-        } else {
-            request::touch(&mut buf, keys.prefix(), key, self.ttl, noreply);
-            Kind::Touch
+        let meta = !noreply && inner.meta();
+        let (prefix, ttl) = (keys.prefix(), self.ttl);
+        let encode = |buf: &mut BytesMut| {
+            if meta {
+                request::meta_get(buf, prefix, key, false, false, Some(ttl), None);
+            } else {
+                request::touch(buf, prefix, key, ttl, noreply);
+            }
         };
         if noreply {
-            inner.send_noreply(buf.freeze(), false).await?;
+            inner.send_noreply(false, encode).await?;
             return Ok(true);
         }
-        match inner.request(buf.freeze(), Expect::one(kind)).await? {
+        let kind = if meta { Kind::MetaTouch } else { Kind::Touch };
+        match inner.request(Expect::one(kind), encode).await? {
             Response::Status(Status::Touched) => Ok(true),
             Response::Status(Status::NotFound) => Ok(false),
             other => Err(mismatched(&other)),
@@ -745,20 +735,11 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
                 },
             });
         }
-        let mut buf = Inner::buffer(48 + keys.wire_len(key));
-        request::meta_get(
-            &mut buf,
-            keys.prefix(),
-            key,
-            true,
-            true,
-            None,
-            Some(self.ttl),
-        );
-        let result = match inner
-            .request(buf.freeze(), Expect::one(Kind::MetaGet))
-            .await
-        {
+        let (prefix, ttl) = (keys.prefix(), self.ttl);
+        let encode = |buf: &mut BytesMut| {
+            request::meta_get(buf, prefix, key, true, true, None, Some(ttl));
+        };
+        let result = match inner.request(Expect::one(Kind::MetaGet), encode).await {
             Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
             Ok(Response::Value(None)) => Ok(Lease::Won {
                 stale: None,
@@ -825,9 +806,9 @@ impl FetchStats<'_> {
                 ))));
             }
         }
-        let mut buf = Inner::buffer(8 + self.args.iter().map(|a| a.len() + 1).sum::<usize>());
-        request::stats(&mut buf, self.args.iter().map(String::as_bytes));
-        let result = match inner.request(buf.freeze(), Expect::one(Kind::Stats)).await {
+        let args = &self.args;
+        let encode = |buf: &mut BytesMut| request::stats(buf, args.iter().map(String::as_bytes));
+        let result = match inner.request(Expect::one(Kind::Stats), encode).await {
             Ok(Response::Stats(entries)) => Ok(Stats::new(entries)),
             Ok(other) => Err(mismatched(&other)),
             Err(error) => Err(error),
@@ -873,16 +854,16 @@ impl Admin<'_> {
 
     async fn run(self) -> Result<()> {
         let inner = &self.client.inner;
-        let mut buf = Inner::buffer(self.name.len() + 40);
         let args: &[u64] = match &self.arg {
             Some(arg) => std::slice::from_ref(arg),
             None => &[],
         };
-        request::simple(&mut buf, self.name, args, self.noreply);
-        if self.noreply {
-            return inner.send_noreply(buf.freeze(), false).await;
+        let (name, noreply) = (self.name, self.noreply);
+        let encode = |buf: &mut BytesMut| request::simple(buf, name, args, noreply);
+        if noreply {
+            return inner.send_noreply(false, encode).await;
         }
-        match inner.request(buf.freeze(), Expect::one(Kind::Ok)).await? {
+        match inner.request(Expect::one(Kind::Ok), encode).await? {
             Response::Status(Status::Ok) => Ok(()),
             other => Err(mismatched(&other)),
         }
@@ -981,9 +962,10 @@ impl Client {
         if !inner.meta() {
             return Ok(());
         }
-        let mut buf = Inner::buffer(40 + keys.wire_len(key));
-        request::meta_delete_if(&mut buf, keys.prefix(), key, token.0);
-        inner.send_noreply(buf.freeze(), true).await
+        let encode = |buf: &mut BytesMut| {
+            request::meta_delete_if(buf, keys.prefix(), key, token.0);
+        };
+        inner.send_noreply(true, encode).await
     }
 
     /// Reads many values in one request. The map holds the hits only, keyed by the keys as
@@ -1207,11 +1189,10 @@ impl Client {
     /// # Errors
     /// Connection, timeout or server errors.
     pub async fn version(&self) -> Result<String> {
-        let mut buf = Inner::buffer(16);
-        request::simple(&mut buf, "version", &[], false);
+        let encode = |buf: &mut BytesMut| request::simple(buf, "version", &[], false);
         match self
             .inner
-            .request(buf.freeze(), Expect::one(Kind::Version))
+            .request(Expect::one(Kind::Version), encode)
             .await?
         {
             Response::Version(version) => Ok(version),
@@ -1265,13 +1246,14 @@ impl Client {
     /// # Errors
     /// None in practice; the signature leaves room for transports that report one.
     pub async fn quit(&self) -> Result<()> {
-        self.inner.quit(Bytes::from_static(b"quit\r\n")).await
+        self.inner.quit().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn item(key: &str) -> Item {
         Item {

@@ -1,36 +1,41 @@
-//! One socket carrying the requests of many callers, read by one driver task.
+//! One socket carrying the requests of many callers.
 //!
-//! A connection's state (its write queue and the FIFO of requests awaiting a reply) is a
+//! A connection's state (its write buffer and the FIFO of requests awaiting a reply) is a
 //! [`Link`] shared by the callers and the connection's driver task:
 //!
-//! - a caller encodes its request, and under the link's lock registers its reply slot and
-//!   queues the bytes; when nothing else is in flight it writes them to the socket itself
-//!   (one `write`, no task hop: the common case of one request at a time), otherwise the
-//!   driver writes everything queued with as few `writev` calls as the socket allows
-//!   (auto-pipelining: no timer, no added delay; batches form under load by themselves);
-//! - the driver reads; memcached answers the requests of one connection in order, so each
-//!   complete response fills the oldest slot;
+//! - a caller encodes its request straight into the link's write buffer, under the link's
+//!   lock (no buffer of its own), and registers where its reply goes;
+//! - when nothing else is in flight, the caller writes the request itself and then reads
+//!   its reply itself ("solo": the common case of one request at a time costs no trip
+//!   through another task, no reply channel and no allocation beyond the command future);
+//! - otherwise the driver writes everything queued with as few `write` calls as the socket
+//!   allows (auto-pipelining: no timer, no added delay; batches form under load by
+//!   themselves) and reads; memcached answers the requests of one connection in order, so
+//!   each complete response fills the oldest slot. Whoever holds the read role (the driver,
+//!   or a solo caller until its reply is in) completes every response it decodes;
 //! - a slot whose caller has gone (timed out, dropped its future) is completed all the same,
 //!   the response discarded, so the stream never gets out of step;
 //! - on any I/O or protocol error, or when the oldest caller request has waited longer than
-//!   the request timeout, the driver fails every outstanding request with that error and
-//!   ends; the next request opens a new connection.
+//!   the request timeout (the driver's timer watches that, for solo callers too), every
+//!   outstanding request fails with that error and the link closes; the next request opens
+//!   a new connection.
 //!
-//! TCP and unix sockets share every line of this code through [`Stream`].
+//! TCP and unix sockets share every line of this code through [`Stream`] and [`ReadHalf`].
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
 
 use crate::config::{Config, Protocol, ServerAddr};
 use crate::error::{Error, Result, TimeoutKind};
@@ -38,23 +43,24 @@ use crate::protocol::response::{Decoder, Expect, Kind, Response};
 
 /// Callers wait for room while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
-/// Most buffers handed to one `writev`.
-const MAX_IOV: usize = 64;
+/// Initial capacity of a connection's write buffers.
+const OUT_CAPACITY: usize = 16 * 1024;
 /// Smallest free room in the read buffer before reading.
 const READ_ROOM: usize = 8 * 1024;
 /// Rounds of (write, read) one poll may do before yielding.
 const ROUNDS_PER_POLL: usize = 32;
 
-/// Where the reply to a request goes.
-pub(crate) type ReplySlot = oneshot::Sender<Result<Response>>;
+/// Where the driver sends the reply to a request.
+type ReplySlot = oneshot::Sender<Result<Response>>;
 
 /// A request on its way to the server.
 #[derive(Debug)]
-pub(crate) struct Request {
-    /// The complete encoded command(s).
-    pub(crate) bytes: Bytes,
-    /// The reply's shape and where it goes; `None` for noreply requests, which get none.
-    pub(crate) reply: Option<(Expect, ReplySlot)>,
+pub(crate) struct Request<E> {
+    /// Writes the complete command(s) into the connection's write buffer. It runs under
+    /// the connection's lock, so requests need no buffer of their own.
+    pub(crate) encode: E,
+    /// The reply's shape; `None` for noreply requests, which get none.
+    pub(crate) expect: Option<Expect>,
     /// A quiet meta request: no reply on success, an error line on failure. Each run of
     /// quiet requests is followed by `mn`, to learn where their replies end.
     pub(crate) quiet: bool,
@@ -62,16 +68,39 @@ pub(crate) struct Request {
     pub(crate) since: Instant,
 }
 
-/// How [`Connection::try_send`] handed a request over.
+/// How [`Connection::try_send`] handed a request over, with the way to its reply (`None`
+/// for a noreply request).
 #[derive(Debug)]
-pub(crate) enum Sent {
-    /// To a connected link, whose driver answers or fails it by its deadline: the caller
-    /// needs no timer of its own.
-    Ready,
+pub(crate) enum Sent<E> {
+    /// To a connected link, which answers or fails it by its deadline: the caller needs no
+    /// timer of its own.
+    Ready(Option<Reply>),
     /// To a link still connecting: the caller bounds its own wait.
-    Connecting,
+    Connecting(Option<Reply>),
     /// Not at all: the write queue is full. Try again later, within the deadline.
-    Full(Request),
+    Full(Request<E>),
+}
+
+/// The way to a request's reply: a future that resolves to it.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The driver reads the reply and sends it here.
+    Slot(oneshot::Receiver<Result<Response>>),
+    /// The caller wrote its request to an idle connection and reads the reply itself.
+    Solo(SoloRead),
+}
+
+impl Future for Reply {
+    type Output = Result<Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Reply::Slot(slot) => Pin::new(slot)
+                .poll(cx)
+                .map(|reply| reply.unwrap_or(Err(Error::UnexpectedClose))),
+            Reply::Solo(solo) => Pin::new(solo).poll(cx),
+        }
+    }
 }
 
 /// What a server's connections have learned, shared by the client and every driver.
@@ -143,7 +172,7 @@ impl Connection {
 
     /// Hands `request` to the current link without waiting, opening a new connection when
     /// there is none or the last one has ended.
-    pub(crate) fn try_send(&self, request: Request) -> Sent {
+    pub(crate) fn try_send<E: FnOnce(&mut BytesMut)>(&self, request: Request<E>) -> Sent<E> {
         let mut current = self.lock();
         let mut request = request;
         if let Some(link) = current.as_ref() {
@@ -152,10 +181,17 @@ impl Connection {
                 Ok(sent) => return sent,
             }
         }
-        let link = Arc::new(Link::new());
+        let link = Arc::new(Link::new(
+            Arc::clone(&self.shared),
+            self.config.server.to_string(),
+            self.config.max_value_size,
+        ));
         // Queued before the driver starts, so that a driver failing at once (connection
-        // refused) fails this request with its own error.
-        let sent = link.enqueue(request).unwrap_or(Sent::Connecting);
+        // refused) fails this request with its own error. A fresh link is open.
+        let sent = match link.enqueue(request) {
+            Ok(sent) => sent,
+            Err(_) => Sent::Connecting(None),
+        };
         tokio::spawn(run(
             Arc::clone(&self.config),
             Arc::clone(&self.shared),
@@ -167,12 +203,12 @@ impl Connection {
 
     /// Sends `quit` on the current connection, if any, and forgets it: later requests open
     /// a new connection. Requests already queued on it are answered first.
-    pub(crate) async fn quit(&self, bytes: Bytes) -> Result<()> {
+    pub(crate) async fn quit(&self) -> Result<()> {
         let link = self.lock().take();
         if let Some(link) = link {
             let request = Request {
-                bytes,
-                reply: None,
+                encode: |out: &mut BytesMut| out.extend_from_slice(b"quit\r\n"),
+                expect: None,
                 quiet: false,
                 since: Instant::now(),
             };
@@ -192,12 +228,36 @@ impl Drop for Connection {
     }
 }
 
-/// The byte streams a connection runs over, used through `&self`: a caller may write
-/// while the driver reads.
+/// A freshly opened socket.
 #[derive(Debug)]
-enum Stream {
+enum Socket {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+impl Socket {
+    /// The writing side (shared through `&self`: any caller may write, and poll the
+    /// socket's readiness) and the reading side (used by one reader at a time).
+    fn split(self) -> (Stream, ReadHalf) {
+        match self {
+            Socket::Tcp(s) => {
+                let (read, write) = s.into_split();
+                (Stream::Tcp(write), ReadHalf::Tcp(read))
+            }
+            Socket::Unix(s) => {
+                let (read, write) = s.into_split();
+                (Stream::Unix(write), ReadHalf::Unix(read))
+            }
+        }
+    }
+}
+
+/// The byte streams a connection runs over, used through `&self`: a caller may write
+/// while another task reads. TCP and unix sockets share every line of the code above this.
+#[derive(Debug)]
+enum Stream {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
 }
 
 impl Stream {
@@ -208,79 +268,139 @@ impl Stream {
         }
     }
 
-    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_write_vectored(bufs),
-            Stream::Unix(s) => s.try_write_vectored(bufs),
-        }
-    }
-
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(s) => s.poll_write_ready(cx),
-            Stream::Unix(s) => s.poll_write_ready(cx),
+            Stream::Tcp(s) => s.as_ref().poll_write_ready(cx),
+            Stream::Unix(s) => s.as_ref().poll_write_ready(cx),
         }
     }
 
+    /// Registers `cx` to be woken when the socket is readable (for whoever reads next).
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(s) => s.poll_read_ready(cx),
-            Stream::Unix(s) => s.poll_read_ready(cx),
+            Stream::Tcp(s) => s.as_ref().poll_read_ready(cx),
+            Stream::Unix(s) => s.as_ref().poll_read_ready(cx),
         }
     }
+}
 
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_read_buf(buf),
-            Stream::Unix(s) => s.try_read_buf(buf),
-        }
-    }
+/// The reading side of a socket. Read through tokio's `AsyncRead`, which (unlike
+/// `try_read`) knows a short read has drained the socket, so that the next wait for it
+/// costs no extra `read` call.
+#[derive(Debug)]
+enum ReadHalf {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Unix(tokio::net::unix::OwnedReadHalf),
 }
 
 /// One connection's state, shared by its callers and its driver.
 #[derive(Debug)]
 pub(crate) struct Link {
     state: Mutex<LinkState>,
+    /// What has been read and not yet decoded. Used only by the holder of the read role
+    /// ([`LinkState::reader`]), so never contended.
+    read: Mutex<ReadSide>,
+    shared: Arc<Shared>,
+    /// The server's address, for logs.
+    server: String,
 }
 
 #[derive(Debug)]
 struct LinkState {
     /// The socket, once connected (and probed).
     stream: Option<Arc<Stream>>,
-    /// Bytes waiting for the driver to write them.
-    out: VecDeque<Bytes>,
-    out_len: usize,
+    /// Bytes waiting for the driver to write them: callers encode their requests here.
+    out: BytesMut,
     /// The driver holds bytes taken from `out` that are not all written yet.
     writing: bool,
     /// Requests written or queued whose reply has not been read, oldest first.
     pending: VecDeque<Pending>,
-    /// Quiet requests queued since the last `mn`.
-    quiet_run: Vec<Bytes>,
+    /// Numbers the requests, to tell a solo caller's own reply.
+    next_seq: u64,
+    /// Who may read the socket now.
+    reader: Reader,
+    /// A solo caller's waker, while it waits for its reply.
+    solo: Option<Waker>,
+    /// Quiet requests have been queued since the last `mn`.
+    quiet_run: bool,
+    /// Their keys (the first of each request), space-separated, for logging a failure.
+    quiet_keys: Vec<u8>,
     /// When the first of them was issued.
     quiet_since: Instant,
-    /// The driver has ended: no request may be queued here any more.
+    /// The link has closed (the driver ended or the connection failed): no request may be
+    /// queued here any more.
     closed: bool,
+    /// Why it closed, for a solo caller still waiting.
+    failure: Option<Error>,
     /// No client refers to this link any more: the driver ends once it is idle.
     abandoned: bool,
     /// The driver's waker, while it waits.
     driver: Option<Waker>,
 }
 
+/// Who holds the right to read the socket (and to the read buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Nobody: the driver takes it whenever it polls.
+    Free,
+    /// The driver, for the length of one poll.
+    Driver,
+    /// The caller of the request with this number, until its reply has been read: it wrote
+    /// to an idle connection and waits for the socket itself, so the one-request-at-a-time
+    /// case needs no trip through the driver task.
+    Solo(u64),
+}
+
+/// The socket's reading side, the read buffer and the decoder's state.
+#[derive(Debug)]
+struct ReadSide {
+    /// Set once connected; taken away when the connection ends.
+    half: Option<ReadHalf>,
+    input: BytesMut,
+    decoder: Decoder,
+}
+
+impl ReadSide {
+    /// Reads what the socket has into the buffer: `Ok(0)` when the server closed the
+    /// connection.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.input.capacity() - self.input.len() < READ_ROOM {
+            self.input.reserve(READ_ROOM * 4);
+        }
+        match &mut self.half {
+            Some(ReadHalf::Tcp(half)) => poll_read_buf(Pin::new(half), cx, &mut self.input),
+            Some(ReadHalf::Unix(half)) => poll_read_buf(Pin::new(half), cx, &mut self.input),
+            None => Poll::Ready(Ok(0)),
+        }
+    }
+}
+
 impl Link {
-    fn new() -> Self {
+    fn new(shared: Arc<Shared>, server: String, max_value_size: usize) -> Self {
         Link {
             state: Mutex::new(LinkState {
                 stream: None,
-                out: VecDeque::new(),
-                out_len: 0,
+                out: BytesMut::with_capacity(OUT_CAPACITY),
                 writing: false,
                 pending: VecDeque::new(),
-                quiet_run: Vec::new(),
+                next_seq: 0,
+                reader: Reader::Free,
+                solo: None,
+                quiet_run: false,
+                quiet_keys: Vec::new(),
                 quiet_since: Instant::now(),
                 closed: false,
+                failure: None,
                 abandoned: false,
                 driver: None,
             }),
+            read: Mutex::new(ReadSide {
+                half: None,
+                input: BytesMut::with_capacity(READ_ROOM * 2),
+                decoder: Decoder::new(max_value_size),
+            }),
+            shared,
+            server,
         }
     }
 
@@ -290,59 +410,91 @@ impl Link {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn lock_read(&self) -> MutexGuard<'_, ReadSide> {
+        self.read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Queues `request` (writing it at once when the connection is otherwise idle), or
     /// gives it back when the link has closed.
-    fn enqueue(&self, request: Request) -> std::result::Result<Sent, Request> {
+    fn enqueue<E: FnOnce(&mut BytesMut)>(
+        self: &Arc<Self>,
+        request: Request<E>,
+    ) -> std::result::Result<Sent<E>, Request<E>> {
         let mut state = self.lock();
         if state.closed {
             return Err(request);
         }
-        if state.out_len >= WRITE_HIGH_WATER {
+        if state.out.len() >= WRITE_HIGH_WATER {
             return Ok(Sent::Full(request));
         }
         let Request {
-            bytes,
-            reply,
+            encode,
+            expect,
             quiet,
             since,
         } = request;
-        if quiet {
-            if state.quiet_run.is_empty() {
-                state.quiet_since = since;
-            }
-            state.quiet_run.push(bytes.clone());
-        } else if !state.quiet_run.is_empty() {
+        if !quiet && state.quiet_run {
             state.end_quiet_run();
         }
-        let expects_reply = reply.is_some();
-        if let Some((expect, slot)) = reply {
-            state.pending.push_back(Pending {
-                expect,
-                waiter: Waiter::Caller(slot),
-                since,
-            });
+        let start = state.out.len();
+        encode(&mut state.out);
+        if quiet {
+            if !state.quiet_run {
+                state.quiet_run = true;
+                state.quiet_since = since;
+            }
+            let state = &mut *state;
+            if let Some(key) = request_key(&state.out[start..]) {
+                state.quiet_keys.extend_from_slice(key);
+                state.quiet_keys.push(b' ');
+            }
         }
         let Some(stream) = state.stream.clone() else {
-            state.push(bytes);
-            return Ok(Sent::Connecting);
+            let reply = expect.map(|expect| Reply::Slot(state.wait_for(expect, since)));
+            return Ok(Sent::Connecting(reply));
         };
-        // Nothing else in flight: write it now, without a trip through the driver task,
-        // which is already waiting for the socket to be readable. Otherwise the driver
-        // batches it with the others.
+        // Nothing else in flight: write it now, without a trip through the driver task, and
+        // read the reply in the caller's task too. Otherwise the driver batches it with the
+        // others and hands the reply over.
         let idle = !quiet
+            && start == 0
             && !state.writing
-            && state.out.is_empty()
-            && state.pending.len() == usize::from(expects_reply);
+            && state.pending.is_empty()
+            && state.reader == Reader::Free;
         let written = if idle {
-            stream.try_write(&bytes).unwrap_or(0)
+            stream.try_write(&state.out).unwrap_or(0)
         } else {
             0
         };
-        if written < bytes.len() {
-            state.push(bytes.slice(written..));
+        let all = idle && written == state.out.len();
+        if all {
+            state.out.clear();
+        } else {
+            state.out.advance(written);
             state.wake_driver();
         }
-        Ok(Sent::Ready)
+        let reply = match expect {
+            Some(expect) if all => {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                state.reader = Reader::Solo(seq);
+                state.pending.push_back(Pending {
+                    expect,
+                    waiter: Waiter::Solo(seq),
+                    since,
+                });
+                Some(Reply::Solo(SoloRead {
+                    link: Arc::clone(self),
+                    seq,
+                    done: false,
+                }))
+            }
+            Some(expect) => Some(Reply::Slot(state.wait_for(expect, since))),
+            None => None,
+        };
+        Ok(Sent::Ready(reply))
     }
 
     /// No client refers to this link any more.
@@ -351,28 +503,213 @@ impl Link {
         state.abandoned = true;
         state.wake_driver();
     }
+
+    /// Decodes every complete response in `read` and completes its waiter. A solo caller
+    /// (`solo`) gets its own response back, and gives up the read role with it.
+    fn dispatch(&self, read: &mut ReadSide, solo: Option<u64>) -> Result<Option<Response>> {
+        let mut state = self.lock();
+        let mut mine = None;
+        while let Some(oldest) = state.pending.front() {
+            let Some(response) = read.decoder.decode(&mut read.input, oldest.expect)? else {
+                break;
+            };
+            let Some(done) = state.pending.pop_front() else {
+                break;
+            };
+            match done.waiter {
+                Waiter::Solo(seq) if Some(seq) == solo => mine = Some(response),
+                waiter => self.complete(waiter, response),
+            }
+        }
+        if state.pending.is_empty() && !read.input.is_empty() {
+            let shown: String = String::from_utf8_lossy(&read.input[..read.input.len().min(80)])
+                .chars()
+                .collect();
+            return Err(Error::UnknownResponse(format!(
+                "data with no request waiting for it: {shown:?}"
+            )));
+        }
+        if mine.is_some() {
+            state.hand_over_reading();
+        }
+        Ok(mine)
+    }
+
+    fn complete(&self, waiter: Waiter, response: Response) {
+        match waiter {
+            // The caller may have given up; the response is then dropped.
+            Waiter::Caller(slot) => {
+                let _ = slot.send(Ok(response));
+            }
+            // A solo caller that gave up.
+            Waiter::Solo(_) => {}
+            Waiter::Quiet(keys) => {
+                let Response::Quiet(errors) = response else {
+                    return;
+                };
+                for error in errors {
+                    self.shared.noreply_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        server = %self.server,
+                        %error,
+                        keys = %String::from_utf8_lossy(keys.trim_ascii_end()),
+                        "a noreply request failed (one of the keys listed)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Closes the link for good with `error`: nothing more can be queued, every outstanding
+    /// request fails with it (the next request opens a new connection), and the driver
+    /// ends. Logged unless the server merely closed an idle connection.
+    ///
+    /// Returns the error the link failed with: this one, or an earlier one.
+    fn fail(&self, error: &Error) -> Error {
+        let (waiters, solo, driver) = {
+            let mut state = self.lock();
+            if state.closed {
+                return state.failure.clone().unwrap_or(Error::UnexpectedClose);
+            }
+            state.closed = true;
+            state.failure = Some(error.clone());
+            state.out.clear();
+            state.quiet_run = false;
+            state.quiet_keys.clear();
+            let waiters: Vec<Waiter> = state.pending.drain(..).map(|p| p.waiter).collect();
+            (waiters, state.solo.take(), state.driver.take())
+        };
+        let outstanding = waiters
+            .iter()
+            .filter(|w| !matches!(w, Waiter::Quiet(_)))
+            .count();
+        if outstanding == 0 && matches!(error, Error::UnexpectedClose) {
+            tracing::debug!(server = %self.server, "connection closed by the server while idle");
+        } else {
+            tracing::warn!(
+                server = %self.server,
+                %error,
+                outstanding,
+                "connection failed; failing its outstanding requests"
+            );
+        }
+        for waiter in waiters {
+            if let Waiter::Caller(slot) = waiter {
+                let _ = slot.send(Err(error.clone()));
+            }
+        }
+        for waker in [solo, driver].into_iter().flatten() {
+            waker.wake();
+        }
+        error.clone()
+    }
+
+    /// A solo caller's wait for its reply: reads the socket until its response is decoded
+    /// (completing any others that arrive with it).
+    fn poll_solo(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<Response>> {
+        {
+            let mut state = self.lock();
+            if state.closed {
+                // The connection failed meanwhile (the driver enforces the deadline).
+                let error = state.failure.clone().unwrap_or(Error::UnexpectedClose);
+                return Poll::Ready(Err(error));
+            }
+            match &state.solo {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.solo = Some(cx.waker().clone()),
+            }
+        }
+        let mut read = self.lock_read();
+        loop {
+            let error = match read.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => Error::UnexpectedClose,
+                Poll::Ready(Ok(_)) => match self.dispatch(&mut read, Some(seq)) {
+                    Ok(Some(response)) => return Poll::Ready(Ok(response)),
+                    Ok(None) => continue,
+                    Err(error) => error,
+                },
+                Poll::Ready(Err(e)) => e.into(),
+            };
+            drop(read);
+            return Poll::Ready(Err(self.fail(&error)));
+        }
+    }
+
+    /// Closes the link of a driver that has finished (abandoned and idle, or already
+    /// failed): nothing more can be queued.
+    fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Lets the socket go once the driver has ended (it closes when the last solo caller
+    /// still holding the writing side lets go too).
+    fn release_socket(&self) {
+        self.lock_read().half = None;
+        self.lock().stream = None;
+    }
+
+    /// A solo caller gave up before its reply came: the driver reads from now on, and
+    /// discards that reply.
+    fn solo_gone(&self, seq: u64) {
+        let mut state = self.lock();
+        if state.reader == Reader::Solo(seq) {
+            state.reader = Reader::Free;
+            state.solo = None;
+            state.wake_driver();
+        }
+    }
 }
 
 impl LinkState {
-    fn push(&mut self, bytes: Bytes) {
-        self.out_len += bytes.len();
-        self.out.push_back(bytes);
-    }
-
     fn wake_driver(&mut self) {
         if let Some(driver) = self.driver.take() {
             driver.wake();
         }
     }
 
+    /// Registers a caller's wait for the reply to a request queued for the driver.
+    fn wait_for(&mut self, expect: Expect, since: Instant) -> oneshot::Receiver<Result<Response>> {
+        let (slot, reply) = oneshot::channel();
+        self.pending.push_back(Pending {
+            expect,
+            waiter: Waiter::Caller(slot),
+            since,
+        });
+        reply
+    }
+
+    /// A solo caller has its reply: the driver reads from now on. It is woken when others'
+    /// replies are still to come; otherwise its waker is registered for the socket again
+    /// (a solo caller's wait took that place), so that it still notices the server closing
+    /// an idle connection. Done under the lock: no new solo caller can register meanwhile.
+    fn hand_over_reading(&mut self) {
+        self.reader = Reader::Free;
+        self.solo = None;
+        if !self.pending.is_empty() {
+            self.wake_driver();
+            return;
+        }
+        let (Some(stream), Some(driver)) = (&self.stream, &self.driver) else {
+            return;
+        };
+        if stream
+            .poll_read_ready(&mut Context::from_waker(driver))
+            .is_ready()
+        {
+            self.wake_driver();
+        }
+    }
+
     /// Ends a run of quiet requests with `mn`, whose `MN` marks where their failure
     /// reports (if any) end.
     fn end_quiet_run(&mut self) {
-        self.push(Bytes::from_static(b"mn\r\n"));
-        let run = std::mem::take(&mut self.quiet_run);
+        self.out.extend_from_slice(b"mn\r\n");
+        self.quiet_run = false;
+        let keys = std::mem::take(&mut self.quiet_keys);
         self.pending.push_back(Pending {
             expect: Expect::one(Kind::Quiet),
-            waiter: Waiter::Quiet(run),
+            waiter: Waiter::Quiet(keys),
             since: self.quiet_since,
         });
     }
@@ -382,8 +719,10 @@ impl LinkState {
 /// the connection until it ends.
 async fn run(config: Arc<Config>, shared: Arc<Shared>, link: Arc<Link>) {
     let error = match connect(&config, &shared).await {
-        Ok(stream) => {
+        Ok(socket) => {
+            let (stream, half) = socket.split();
             let stream = Arc::new(stream);
+            link.lock_read().half = Some(half);
             {
                 let mut state = link.lock();
                 state.stream = Some(Arc::clone(&stream));
@@ -395,42 +734,25 @@ async fn run(config: Arc<Config>, shared: Arc<Shared>, link: Arc<Link>) {
                     pending.since = pending.since.max(now);
                 }
             }
-            return Driver::new(stream, link, &config, shared).await;
+            return Driver::new(stream, link, &config).await;
         }
         Err(error) => error,
     };
-    tracing::debug!(server = %config.server, %error, "connect failed");
-    for waiter in link.close() {
-        if let Waiter::Caller(slot) = waiter {
-            let _ = slot.send(Err(error.clone()));
-        }
-    }
-}
-
-impl Link {
-    /// Closes the link: nothing more can be queued. Returns the waiters to fail.
-    fn close(&self) -> Vec<Waiter> {
-        let mut state = self.lock();
-        state.closed = true;
-        state.out.clear();
-        state.out_len = 0;
-        state.quiet_run.clear();
-        state.pending.drain(..).map(|p| p.waiter).collect()
-    }
+    link.fail(&error);
 }
 
 /// Opens a stream and, under [`Protocol::Auto`] (unless the server is known to be classic),
 /// asks `mn` before anything else is written: `MN` means meta, `ERROR` classic. A server
 /// that hangs up on `mn` (twemproxy does) is classic: the connection is opened again, so no
 /// request is lost to the probe. The probe costs one round trip per connection.
-async fn connect(config: &Config, shared: &Shared) -> Result<Stream> {
+async fn connect(config: &Config, shared: &Shared) -> Result<Socket> {
     let mut stream = open_stream(config).await?;
     if config.protocol != Protocol::Auto || shared.mode.load(Ordering::Relaxed) == CLASSIC {
         return Ok(stream);
     }
     let answer = match &mut stream {
-        Stream::Tcp(tcp) => probe(tcp, config).await?,
-        Stream::Unix(unix) => probe(unix, config).await?,
+        Socket::Tcp(tcp) => probe(tcp, config).await?,
+        Socket::Unix(unix) => probe(unix, config).await?,
     };
     tracing::debug!(server = %config.server, meta = ?answer, "protocol probe answered");
     shared.set_mode(if answer == Some(true) { META } else { CLASSIC });
@@ -474,16 +796,16 @@ async fn probe<S: AsyncRead + AsyncWrite + Unpin>(
         }))
 }
 
-async fn open_stream(config: &Config) -> Result<Stream> {
+async fn open_stream(config: &Config) -> Result<Socket> {
     let connect = async {
         match &config.server {
             ServerAddr::Tcp { host, port } => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 tune_tcp(&stream, config)?;
-                Ok(Stream::Tcp(stream))
+                Ok(Socket::Tcp(stream))
             }
             ServerAddr::Unix(path) => {
-                Ok(Stream::Unix(tokio::net::UnixStream::connect(path).await?))
+                Ok(Socket::Unix(tokio::net::UnixStream::connect(path).await?))
             }
         }
     };
@@ -506,10 +828,9 @@ fn tune_tcp(stream: &tokio::net::TcpStream, config: &Config) -> Result<()> {
 }
 
 /// The key of an encoded request (its second token), for logging.
-fn request_key(request: &Bytes) -> Option<String> {
+fn request_key(request: &[u8]) -> Option<&[u8]> {
     let line = &request[..memchr::memchr(b'\r', request)?];
-    let key = line.split(|&b| b == b' ').nth(1)?;
-    Some(String::from_utf8_lossy(key).into_owned())
+    line.split(|&b| b == b' ').nth(1)
 }
 
 /// A request written (or being written) whose reply has not been read yet.
@@ -523,40 +844,65 @@ struct Pending {
 /// Who is waiting for a reply.
 #[derive(Debug)]
 enum Waiter {
-    /// A caller.
+    /// A caller, through its slot.
     Caller(ReplySlot),
-    /// The driver itself: the `mn` closing a run of quiet requests (kept for logging).
-    Quiet(Vec<Bytes>),
+    /// A solo caller (it reads the reply itself while it holds the read role; once it has
+    /// given up, whoever reads discards the reply).
+    Solo(u64),
+    /// The driver itself: the `mn` closing a run of quiet requests (their keys are kept
+    /// for logging).
+    Quiet(Vec<u8>),
 }
 
-/// The future that reads one socket, and writes what callers could not write themselves.
+/// A solo caller's wait for its reply (see [`Reader::Solo`]).
+#[derive(Debug)]
+pub(crate) struct SoloRead {
+    link: Arc<Link>,
+    seq: u64,
+    done: bool,
+}
+
+impl Future for SoloRead {
+    type Output = Result<Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let poll = this.link.poll_solo(this.seq, cx);
+        this.done = poll.is_ready();
+        poll
+    }
+}
+
+impl Drop for SoloRead {
+    fn drop(&mut self) {
+        if !self.done {
+            self.link.solo_gone(self.seq);
+        }
+    }
+}
+
+/// The future that reads one socket when no solo caller does, writes what callers could
+/// not write themselves, and enforces the request deadline.
 struct Driver {
     stream: Arc<Stream>,
     link: Arc<Link>,
-    /// Bytes taken from the link's queue, being written.
-    batch: VecDeque<Bytes>,
-    input: BytesMut,
-    decoder: Decoder,
+    /// Bytes taken from the link's queue, being written. It changes places with the
+    /// link's emptied queue, so neither is allocated again.
+    batch: BytesMut,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
-    server: String,
-    shared: Arc<Shared>,
 }
 
 impl Driver {
-    fn new(stream: Arc<Stream>, link: Arc<Link>, config: &Config, shared: Arc<Shared>) -> Self {
+    fn new(stream: Arc<Stream>, link: Arc<Link>, config: &Config) -> Self {
         Driver {
             stream,
             link,
-            batch: VecDeque::new(),
-            input: BytesMut::with_capacity(READ_ROOM * 2),
-            decoder: Decoder::new(config.max_value_size),
+            batch: BytesMut::with_capacity(OUT_CAPACITY),
             timeout: config.timeout,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
             timer_armed: false,
-            server: config.server.to_string(),
-            shared,
         }
     }
 
@@ -573,15 +919,15 @@ impl Driver {
         loop {
             if self.batch.is_empty() {
                 let mut state = self.link.lock();
-                if !state.quiet_run.is_empty() {
+                if state.quiet_run {
                     state.end_quiet_run();
                 }
                 if state.out.is_empty() {
                     state.writing = false;
                     return Ok(wrote);
                 }
-                self.batch = std::mem::take(&mut state.out);
-                state.out_len = 0;
+                self.batch.clear();
+                std::mem::swap(&mut self.batch, &mut state.out);
                 state.writing = true;
             }
             match self.stream.poll_write_ready(cx) {
@@ -589,28 +935,11 @@ impl Driver {
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => return Ok(wrote),
             }
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.batch.iter()) {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
-            match self.stream.try_write_vectored(&slices[..count]) {
+            match self.stream.try_write(&self.batch) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(mut written) => {
+                Ok(written) => {
                     wrote = true;
-                    while written > 0 {
-                        let Some(front) = self.batch.front_mut() else {
-                            break;
-                        };
-                        if front.len() <= written {
-                            written -= front.len();
-                            self.batch.pop_front();
-                        } else {
-                            front.advance(written);
-                            written = 0;
-                        }
-                    }
+                    self.batch.advance(written);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e.into()),
@@ -618,74 +947,31 @@ impl Driver {
         }
     }
 
-    /// Reads what the socket has and completes every response it finishes.
+    /// Reads what the socket has and completes every response it finishes, unless a solo
+    /// caller holds the read role (it wakes this task when it gives the role up).
     fn read(&mut self, cx: &mut Context<'_>) -> Result<bool> {
-        loop {
-            match self.stream.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Err(e.into()),
-                Poll::Pending => return Ok(false),
+        {
+            let mut state = self.link.lock();
+            if state.reader != Reader::Free {
+                return Ok(false);
             }
-            if self.input.capacity() - self.input.len() < READ_ROOM {
-                self.input.reserve(READ_ROOM * 4);
-            }
-            match self.stream.try_read_buf(&mut self.input) {
-                Ok(0) => return Err(Error::UnexpectedClose),
-                Ok(_) => {
-                    self.dispatch()?;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
+            state.reader = Reader::Driver;
         }
+        let result = self.read_owned(cx);
+        self.link.lock().reader = Reader::Free;
+        result
     }
 
-    fn dispatch(&mut self) -> Result<()> {
-        let mut state = self.link.lock();
-        while let Some(oldest) = state.pending.front() {
-            match self.decoder.decode(&mut self.input, oldest.expect)? {
-                Some(response) => {
-                    if let Some(done) = state.pending.pop_front() {
-                        self.complete(done.waiter, response);
-                    }
-                }
-                None => return Ok(()),
+    fn read_owned(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+        let mut read = self.link.lock_read();
+        match read.poll_fill(cx) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
+            Poll::Ready(Ok(_)) => {
+                self.link.dispatch(&mut read, None)?;
+                Ok(true)
             }
-        }
-        if self.input.is_empty() {
-            Ok(())
-        } else {
-            let shown: String = String::from_utf8_lossy(&self.input[..self.input.len().min(80)])
-                .chars()
-                .collect();
-            Err(Error::UnknownResponse(format!(
-                "data with no request waiting for it: {shown:?}"
-            )))
-        }
-    }
-
-    fn complete(&self, waiter: Waiter, response: Response) {
-        match waiter {
-            // The caller may have given up; the response is then dropped.
-            Waiter::Caller(slot) => {
-                let _ = slot.send(Ok(response));
-            }
-            Waiter::Quiet(requests) => {
-                let Response::Quiet(errors) = response else {
-                    return;
-                };
-                for error in errors {
-                    self.shared.noreply_errors.fetch_add(1, Ordering::Relaxed);
-                    let keys: Vec<_> = requests.iter().filter_map(request_key).collect();
-                    tracing::warn!(
-                        server = %self.server,
-                        %error,
-                        keys = ?keys,
-                        "a noreply request failed (one of the keys listed)"
-                    );
-                }
-            }
+            Poll::Ready(Err(e)) => Err(e.into()),
         }
     }
 
@@ -707,7 +993,7 @@ impl Driver {
                 state
                     .pending
                     .iter()
-                    .find(|p| matches!(p.waiter, Waiter::Caller(_)))
+                    .find(|p| !matches!(p.waiter, Waiter::Quiet(_)))
                     .map(|p| p.since)
             };
             let deadline = oldest.map(|since| since + self.timeout);
@@ -734,6 +1020,9 @@ impl Driver {
     fn drive(&mut self, cx: &mut Context<'_>) -> Result<bool> {
         {
             let mut state = self.link.lock();
+            if state.closed {
+                return Ok(true);
+            }
             match &state.driver {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => state.driver = Some(cx.waker().clone()),
@@ -763,42 +1052,13 @@ impl Driver {
         self.check_timer(cx)?;
         Ok(false)
     }
-
-    fn fail(&mut self, error: &Error) {
-        // The link is closed first: a caller woken by the failure below must not be able to
-        // queue its next request here; it opens a new connection instead.
-        let waiters = self.link.close();
-        let outstanding = waiters
-            .iter()
-            .filter(|w| matches!(w, Waiter::Caller(_)))
-            .count();
-        if outstanding == 0 && matches!(error, Error::UnexpectedClose) {
-            tracing::debug!(server = %self.server, "connection closed by the server while idle");
-        } else {
-            tracing::warn!(
-                server = %self.server,
-                %error,
-                outstanding,
-                "connection failed; failing its outstanding requests"
-            );
-        }
-        for waiter in waiters {
-            if let Waiter::Caller(slot) = waiter {
-                let _ = slot.send(Err(error.clone()));
-            }
-        }
-    }
 }
 
 impl Drop for Driver {
     /// A driver that goes away without having closed its link (its task was dropped with
     /// the runtime, or panicked) fails what is left, so that no caller waits forever.
     fn drop(&mut self) {
-        for waiter in self.link.close() {
-            if let Waiter::Caller(slot) = waiter {
-                let _ = slot.send(Err(Error::UnexpectedClose));
-            }
-        }
+        let _ = self.link.fail(&Error::UnexpectedClose);
     }
 }
 
@@ -808,15 +1068,13 @@ impl Future for Driver {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         match this.drive(cx) {
-            Ok(false) => Poll::Pending,
-            Ok(true) => {
-                this.link.close();
-                Poll::Ready(())
-            }
+            Ok(false) => return Poll::Pending,
+            Ok(true) => this.link.close(),
             Err(error) => {
-                this.fail(&error);
-                Poll::Ready(())
+                this.link.fail(&error);
             }
         }
+        this.link.release_socket();
+        Poll::Ready(())
     }
 }
