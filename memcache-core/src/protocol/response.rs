@@ -486,6 +486,10 @@ fn server_error(line: &[u8]) -> Option<Error> {
     fn message(rest: &[u8]) -> String {
         String::from_utf8_lossy(rest.trim_ascii()).into_owned()
     }
+    // Every line is checked: rule out the common ones (VALUE, VA, HD, STORED, ...) at once.
+    if !matches!(line.first(), Some(b'E' | b'C' | b'S')) {
+        return None;
+    }
     if line == b"ERROR" {
         Some(Error::UnknownCommand)
     } else if let Some(rest) = line.strip_prefix(b"CLIENT_ERROR") {
