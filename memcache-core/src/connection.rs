@@ -47,6 +47,8 @@ const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 const OUT_CAPACITY: usize = 16 * 1024;
 /// Smallest free room in the read buffer before reading.
 const READ_ROOM: usize = 8 * 1024;
+/// Replies [`Link::dispatch`] decodes per look at the FIFO.
+const DISPATCH_BATCH: usize = 64;
 /// Rounds of (write, read) one poll may do before yielding.
 const ROUNDS_PER_POLL: usize = 32;
 
@@ -358,6 +360,11 @@ struct ReadSide {
     half: Option<ReadHalf>,
     input: BytesMut,
     decoder: Decoder,
+    /// [`Link::dispatch`]'s working lists, kept for their room: the shapes of the replies
+    /// due next, the responses decoded for them, and the waiters to complete.
+    expects: Vec<Expect>,
+    decoded: Vec<Response>,
+    done: Vec<(Waiter, Response)>,
 }
 
 impl ReadSide {
@@ -398,6 +405,9 @@ impl Link {
                 half: None,
                 input: BytesMut::with_capacity(READ_ROOM * 2),
                 decoder: Decoder::new(max_value_size),
+                expects: Vec::new(),
+                decoded: Vec::new(),
+                done: Vec::new(),
             }),
             shared,
             server,
@@ -506,33 +516,109 @@ impl Link {
 
     /// Decodes every complete response in `read` and completes its waiter. A solo caller
     /// (`solo`) gets its own response back, and gives up the read role with it.
+    ///
+    /// With several replies due, the link's lock is held only to look at their shapes and,
+    /// once they are decoded, to take their waiters from the FIFO: decoding and waking the
+    /// callers happen outside it, so callers queueing requests meanwhile (on other threads)
+    /// do not wait for a whole batch. The entries at the front of the FIFO stay put
+    /// meanwhile: only the holder of the read role removes them, or [`Link::fail`], which
+    /// closes the link (checked before they are taken).
     fn dispatch(&self, read: &mut ReadSide, solo: Option<u64>) -> Result<Option<Response>> {
         let mut state = self.lock();
-        let mut mine = None;
-        while let Some(oldest) = state.pending.front() {
-            let Some(response) = read.decoder.decode(&mut read.input, oldest.expect)? else {
-                break;
+        if state.pending.len() == 1 {
+            // One reply due (one request at a time): decoded under the lock, which no other
+            // reply's caller waits for, with one look at the FIFO instead of two.
+            let Some(response) = read
+                .decoder
+                .decode(&mut read.input, state.pending[0].expect)?
+            else {
+                return Ok(None);
             };
-            let Some(done) = state.pending.pop_front() else {
-                break;
+            let Some(entry) = state.pending.pop_front() else {
+                return Ok(None);
             };
-            match done.waiter {
-                Waiter::Solo(seq) if Some(seq) == solo => mine = Some(response),
-                waiter => self.complete(waiter, response),
+            let mine = match entry.waiter {
+                Waiter::Solo(seq) if Some(seq) == solo => {
+                    state.hand_over_reading();
+                    Some(response)
+                }
+                waiter => {
+                    drop(state);
+                    self.complete(waiter, response);
+                    None
+                }
+            };
+            return match read.input.is_empty() {
+                true => Ok(mine),
+                false => Err(stray_data(&read.input)),
+            };
+        }
+        drop(state);
+        let ReadSide {
+            input,
+            decoder,
+            expects,
+            decoded,
+            done,
+            ..
+        } = read;
+        let mut failure = None;
+        'decode: loop {
+            {
+                let state = self.lock();
+                expects.clear();
+                expects.extend(
+                    state
+                        .pending
+                        .iter()
+                        .skip(decoded.len())
+                        .take(DISPATCH_BATCH)
+                        .map(|p| p.expect),
+                );
+            }
+            for &expect in expects.iter() {
+                match decoder.decode(input, expect) {
+                    Ok(Some(response)) => decoded.push(response),
+                    Ok(None) => break 'decode,
+                    Err(error) => {
+                        failure = Some(error);
+                        break 'decode;
+                    }
+                }
+            }
+            if expects.len() < DISPATCH_BATCH {
+                break;
             }
         }
-        if state.pending.is_empty() && !read.input.is_empty() {
-            let shown: String = String::from_utf8_lossy(&read.input[..read.input.len().min(80)])
-                .chars()
-                .collect();
-            return Err(Error::UnknownResponse(format!(
-                "data with no request waiting for it: {shown:?}"
-            )));
+        let mut mine = None;
+        let stray = {
+            let mut state = self.lock();
+            if state.closed {
+                decoded.clear();
+                return Err(state.failure.clone().unwrap_or(Error::UnexpectedClose));
+            }
+            for response in decoded.drain(..) {
+                let Some(entry) = state.pending.pop_front() else {
+                    break;
+                };
+                match entry.waiter {
+                    Waiter::Solo(seq) if Some(seq) == solo => mine = Some(response),
+                    waiter => done.push((waiter, response)),
+                }
+            }
+            if mine.is_some() && failure.is_none() {
+                state.hand_over_reading();
+            }
+            state.pending.is_empty() && !input.is_empty()
+        };
+        for (waiter, response) in done.drain(..) {
+            self.complete(waiter, response);
         }
-        if mine.is_some() {
-            state.hand_over_reading();
+        match failure {
+            Some(error) => Err(error),
+            None if stray => Err(stray_data(input)),
+            None => Ok(mine),
         }
-        Ok(mine)
     }
 
     fn complete(&self, waiter: Waiter, response: Response) {
@@ -825,6 +911,12 @@ fn tune_tcp(stream: &tokio::net::TcpStream, config: &Config) -> Result<()> {
         socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }
     Ok(())
+}
+
+/// The error for bytes read when no request waits for them.
+fn stray_data(input: &[u8]) -> Error {
+    let shown = String::from_utf8_lossy(&input[..input.len().min(80)]);
+    Error::UnknownResponse(format!("data with no request waiting for it: {shown:?}"))
 }
 
 /// The key of an encoded request (its second token), for logging.
