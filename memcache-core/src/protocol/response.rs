@@ -312,7 +312,7 @@ impl Decoder {
                     };
                     let size = parse_u64(size).ok_or_else(|| unknown("malformed VA line", line))?;
                     let (flags, cas, lease) = meta_flags(rest, line)?;
-                    let Some((_, data)) = self.block(buf, nl, size)? else {
+                    let Some(data) = self.data(buf, nl, size)? else {
                         return Ok(None);
                     };
                     return Ok(Some(if kind == Kind::MetaGet {
@@ -426,6 +426,30 @@ impl Decoder {
         nl: usize,
         size: u64,
     ) -> Result<Option<(Bytes, Bytes)>, Error> {
+        let Some(total) = self.block_len(buf, nl, size)? else {
+            return Ok(None);
+        };
+        let block = buf.split_to(total).freeze();
+        let data = block.slice(nl + 1..total - 2);
+        Ok(Some((block, data)))
+    }
+
+    /// Like [`Decoder::block`] for a header that is not needed any more: the data alone
+    /// (one slice of the buffer less to make and drop).
+    fn data(&mut self, buf: &mut BytesMut, nl: usize, size: u64) -> Result<Option<Bytes>, Error> {
+        let Some(total) = self.block_len(buf, nl, size)? else {
+            return Ok(None);
+        };
+        buf.advance(nl + 1);
+        let data = buf.split_to(total - nl - 3).freeze();
+        buf.advance(2);
+        Ok(Some(data))
+    }
+
+    /// The length of a header line ending at `nl`, a `size`-byte data block and its CRLF,
+    /// once all of it is in `buf`. A size over the limit is refused before anything is
+    /// reserved for it.
+    fn block_len(&self, buf: &mut BytesMut, nl: usize, size: u64) -> Result<Option<usize>, Error> {
         if size > self.max_value as u64 {
             return Err(Error::ValueTooLarge {
                 size,
@@ -444,9 +468,7 @@ impl Decoder {
                 &buf[total - 2..total],
             ));
         }
-        let block = buf.split_to(total).freeze();
-        let data = block.slice(nl + 1..nl + 1 + size);
-        Ok(Some((block, data)))
+        Ok(Some(total))
     }
 }
 
