@@ -258,6 +258,40 @@ async fn idle_connection_to_a_killed_server_is_noticed_by_its_driver() {
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "new");
 }
 
+/// The same on a multi-thread runtime, after many one-at-a-time calls (each caller reads
+/// its own reply and then hands the socket back to the driver) mixed with bursts of
+/// concurrent ones (read by the driver, or by a caller that also completes the others):
+/// whoever read last, the driver still watches the idle connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connection_is_watched_after_callers_read_their_own_replies() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+    for _ in 0..20 {
+        for _ in 0..10 {
+            assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
+        }
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.get("k").await })
+            })
+            .collect();
+        for task in burst {
+            assert_eq!(task.await.unwrap().unwrap().unwrap().data, "v");
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
+    }
+
+    server.kill();
+    // The driver reads the end of stream and ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.restart();
+    assert_eq!(client.get("k").await.unwrap(), None, "first call succeeds");
+}
+
 /// Killed and restarted while the (single-threaded) runtime is blocked, so the driver could
 /// not notice: the first call is handed to the old connection, whose driver then finds it
 /// closed and fails the call with a connection error. The call after it opens a new
