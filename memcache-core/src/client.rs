@@ -14,8 +14,8 @@ use crate::protocol::response::{Expect, Response};
 
 /// A memcached client: cheap to clone, safe to share between tasks.
 ///
-/// Every clone talks through the same connection, whose driver task pipelines the requests
-/// of all callers (see the crate docs, *Pipelining*). Each command is a builder: set its
+/// Every clone talks through the same connection, which pipelines the requests of all
+/// callers (see the crate docs, *Pipelining*). Each command is a builder: set its
 /// options, then `.await` it.
 ///
 /// ```no_run

@@ -99,10 +99,14 @@
 //!
 //! # Pipelining
 //!
-//! All clones of a `Client` share one connection, read by a driver task. A command issued
-//! while nothing else is in flight is written by its caller at once; concurrent commands are
-//! queued and written together by the driver, in one `writev` where the socket allows,
-//! without any added delay: under load, batches form by themselves. The contract:
+//! All clones of a `Client` share one connection, served by a driver task. Each command is
+//! encoded straight into the connection's write buffer. A command issued while nothing else
+//! is in flight is written by its caller at once, and its caller reads the reply itself:
+//! one request at a time involves no other task and no reply channel. Concurrent commands are
+//! queued and written together by the driver, in one `write` where the socket allows,
+//! without any added delay: under load, batches form by themselves; the driver (or the
+//! caller reading for itself) decodes the replies and hands each to its caller. The
+//! contract:
 //!
 //! - **Ordering.** Commands are written in the order their futures hand them to the
 //!   connection (the first poll of the `.await`), and memcached answers the commands of one
