@@ -116,7 +116,9 @@ impl Inner {
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
         let result = match self.connection.try_send(request) {
-            Sent::Ready(reply) => reply_of(reply).await,
+            Sent::Ready(Some(reply)) => reply.await,
+            // Cannot happen (see `reply_of`); awaited without that wrapper on the hot path.
+            Sent::Ready(None) => Err(Error::UnexpectedClose),
             Sent::Connecting(reply) => Box::pin(self.within(since, reply_of(reply))).await,
             Sent::Full(request) => {
                 let send_then_reply = async {
