@@ -106,16 +106,10 @@ impl Inner {
         expect: Expect,
         encode: impl FnOnce(&mut BytesMut),
     ) -> Result<Response> {
-        let since = Instant::now();
-        let request = Request {
-            encode,
-            expect: Some(expect),
-            quiet: false,
-            since,
-        };
+        let (sent, since) = self.start(expect, encode);
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
-        let result = match self.connection.try_send(request) {
+        let result = match sent {
             Sent::Ready(Some(reply)) => reply.await,
             // Cannot happen (see `reply_of`); awaited without that wrapper on the hot path.
             Sent::Ready(None) => Err(Error::UnexpectedClose),
@@ -128,10 +122,25 @@ impl Inner {
                 Box::pin(self.within(since, send_then_reply)).await
             }
         };
-        match result {
-            Ok(Response::Failed(error)) => Err(error),
-            other => other,
-        }
+        failed_as_err(result)
+    }
+
+    /// What [`Inner::request`] does before it waits: hands the request to the connection.
+    /// Returns how it went, and when the request was issued. For command futures written
+    /// out by hand.
+    pub(crate) fn start<E: FnOnce(&mut BytesMut)>(
+        &self,
+        expect: Expect,
+        encode: E,
+    ) -> (Sent<E>, Instant) {
+        let since = Instant::now();
+        let request = Request {
+            encode,
+            expect: Some(expect),
+            quiet: false,
+            since,
+        };
+        (self.connection.try_send(request), since)
     }
 
     /// Hands a noreply request to the connection; resolves once the connection has it.
@@ -177,7 +186,11 @@ impl Inner {
     }
 
     /// Runs `work` until `since + timeout`.
-    async fn within<T>(&self, since: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn within<T>(
+        &self,
+        since: Instant,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout_at(since + self.config.timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),
@@ -225,10 +238,18 @@ impl Inner {
 
 /// The reply to a request that expects one. A connection always gives such a request a
 /// way to its reply; `None` cannot happen, and would read as a lost connection.
-async fn reply_of(reply: Option<Reply>) -> Result<Response> {
+pub(crate) async fn reply_of(reply: Option<Reply>) -> Result<Response> {
     match reply {
         Some(reply) => reply.await,
         None => Err(Error::UnexpectedClose),
+    }
+}
+
+/// A server-reported error (`Response::Failed`) as `Err`.
+pub(crate) fn failed_as_err(result: Result<Response>) -> Result<Response> {
+    match result {
+        Ok(Response::Failed(error)) => Err(error),
+        other => other,
     }
 }
 

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
-use crate::client::{mismatched, Client, Inner};
+use crate::client::{failed_as_err, mismatched, Client, Inner};
+use crate::connection::{Reply, Sent};
 use crate::error::{Error, IllegalInput, Result};
 use crate::protocol::request::{self, StoreCommand};
 use crate::protocol::response::{Expect, Item, Kind, Response, Status, BUSY, STALE, WON};
@@ -50,21 +52,37 @@ impl Item {
 impl Inner {
     /// `get`/`gets`/`gat`/`gats` of one key. The hit, if any, is checked to be for this key.
     async fn fetch_one(&self, key: &[u8], cas: bool, touch: Option<u32>) -> Result<Option<Item>> {
-        let keys = &self.config.keys;
-        keys.check(key)?;
+        self.config.keys.check(key)?;
         let meta = self.meta();
-        let kind = if meta { Kind::MetaGet } else { Kind::Values };
-        let encode = |buf: &mut BytesMut| {
+        let encode = self.one_encoder(key, meta, cas, touch);
+        let result = self.request(Expect::one(one_kind(meta)), encode).await;
+        self.one_hit(meta, key, result)
+    }
+
+    /// The encoder of a single-key retrieval (`mg`, or classic `get`/`gets`/`gat`/`gats`).
+    fn one_encoder<'k>(
+        &'k self,
+        key: &'k [u8],
+        meta: bool,
+        cas: bool,
+        touch: Option<u32>,
+    ) -> impl FnOnce(&mut BytesMut) + 'k {
+        let prefix = self.config.keys.prefix();
+        move |buf: &mut BytesMut| {
             if meta {
-                request::meta_get(buf, keys.prefix(), key, true, cas, touch, None);
+                request::meta_get(buf, prefix, key, true, cas, touch, None);
             } else {
-                request::retrieve(buf, cas, touch, keys.prefix(), [key]);
+                request::retrieve(buf, cas, touch, prefix, [key]);
             }
-        };
-        let result = match self.request(Expect::one(kind), encode).await {
-            // Classic replies name the key: check it. (`mg` replies do not carry it.)
+        }
+    }
+
+    /// The hit of a single-key retrieval, from its reply. Classic replies name the key: it
+    /// is checked (`mg` replies do not carry it).
+    fn one_hit(&self, meta: bool, key: &[u8], reply: Result<Response>) -> Result<Option<Item>> {
+        let result = match reply {
             Ok(Response::Value(hit)) => match hit {
-                Some(item) if !meta && !is_key(keys.prefix(), key, &item.key) => {
+                Some(item) if !meta && !is_key(self.config.keys.prefix(), key, &item.key) => {
                     Err(Error::UnknownResponse("a value for another key".into()))
                 }
                 hit => Ok(hit),
@@ -144,6 +162,15 @@ impl Inner {
     }
 }
 
+/// The reply kind of a single-key retrieval.
+fn one_kind(meta: bool) -> Kind {
+    if meta {
+        Kind::MetaGet
+    } else {
+        Kind::Values
+    }
+}
+
 fn is_key(prefix: &[u8], key: &[u8], wire: &[u8]) -> bool {
     wire.len() == prefix.len() + key.len() && wire.starts_with(prefix) && wire.ends_with(key)
 }
@@ -213,7 +240,107 @@ impl<'a, K: AsRef<[u8]>> Get<'a, K> {
         Ok(item.map(Item::value))
     }
 }
-command_future!(Get<K> => Option<Value>, where K: AsRef<[u8]> + Send + 'a);
+
+impl<'a, K: AsRef<[u8]> + Send + 'a> IntoFuture for Get<'a, K> {
+    type Output = Result<Option<Value>>;
+    type IntoFuture = GetFuture<'a, K>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        GetFuture {
+            state: GetState::Start(self),
+        }
+    }
+}
+
+/// The future of [`Get`]: the most frequent command has its future written out, so that
+/// on a connected connection it allocates nothing (other commands' futures are boxed).
+#[must_use = "futures do nothing unless polled"]
+pub struct GetFuture<'a, K> {
+    state: GetState<'a, K>,
+}
+
+enum GetState<'a, K> {
+    /// Not polled yet.
+    Start(Get<'a, K>),
+    /// The request is with a connected connection: waiting for the reply.
+    Wait {
+        get: Get<'a, K>,
+        meta: bool,
+        reply: Reply,
+    },
+    /// The rare paths (the connection is being opened, or its queue is full): the general
+    /// code, boxed.
+    Slow(CommandFuture<'a, Option<Value>>),
+    /// Finished.
+    Done,
+}
+
+// `K` is never pinned: the state machine moves it freely.
+impl<K> Unpin for GetFuture<'_, K> {}
+
+impl<K> std::fmt::Debug for GetFuture<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetFuture").finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: AsRef<[u8]> + Send + 'a> Future for GetFuture<'a, K> {
+    type Output = Result<Option<Value>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, GetState::Done) {
+                GetState::Start(get) => {
+                    let inner = &get.client.inner;
+                    let key = get.key.as_ref();
+                    if let Err(error) = inner.config.keys.check(key) {
+                        return Poll::Ready(Err(error));
+                    }
+                    let meta = inner.meta();
+                    let encode = inner.one_encoder(key, meta, false, None);
+                    let (sent, since) = inner.start(Expect::one(one_kind(meta)), encode);
+                    this.state = match sent.forget_encoder() {
+                        Sent::Ready(Some(reply)) => GetState::Wait { get, meta, reply },
+                        Sent::Ready(None) | Sent::Connecting(None) => {
+                            let hit = inner.one_hit(meta, key, Err(Error::UnexpectedClose));
+                            return Poll::Ready(hit.map(|hit| hit.map(Item::value)));
+                        }
+                        Sent::Connecting(Some(reply)) => GetState::Slow(Box::pin(async move {
+                            let inner = &get.client.inner;
+                            let reply = inner.within(since, reply).await;
+                            let hit = inner.one_hit(meta, get.key.as_ref(), failed_as_err(reply));
+                            Ok(hit?.map(Item::value))
+                        })),
+                        // Nothing was sent: the general path, from the start.
+                        Sent::Full(_) => GetState::Slow(Box::pin(get.run())),
+                    };
+                }
+                GetState::Wait {
+                    get,
+                    meta,
+                    mut reply,
+                } => {
+                    let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
+                        this.state = GetState::Wait { get, meta, reply };
+                        return Poll::Pending;
+                    };
+                    let inner = &get.client.inner;
+                    let hit = inner.one_hit(meta, get.key.as_ref(), failed_as_err(reply));
+                    return Poll::Ready(hit.map(|hit| hit.map(Item::value)));
+                }
+                GetState::Slow(mut slow) => {
+                    let poll = slow.as_mut().poll(cx);
+                    if poll.is_pending() {
+                        this.state = GetState::Slow(slow);
+                    }
+                    return poll;
+                }
+                GetState::Done => panic!("GetFuture polled after it completed"),
+            }
+        }
+    }
+}
 
 /// `gets <key>`: see [`Client::gets`].
 #[derive(Debug)]

@@ -83,6 +83,23 @@ pub(crate) enum Sent<E> {
     Full(Request<E>),
 }
 
+impl<E> Sent<E> {
+    /// The same outcome, with the encoder of a request that was not sent dropped (and with
+    /// it whatever it borrowed).
+    pub(crate) fn forget_encoder(self) -> Sent<()> {
+        match self {
+            Sent::Ready(reply) => Sent::Ready(reply),
+            Sent::Connecting(reply) => Sent::Connecting(reply),
+            Sent::Full(request) => Sent::Full(Request {
+                encode: (),
+                expect: request.expect,
+                quiet: request.quiet,
+                since: request.since,
+            }),
+        }
+    }
+}
+
 /// The way to a request's reply: a future that resolves to it.
 #[derive(Debug)]
 pub(crate) enum Reply {
