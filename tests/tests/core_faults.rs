@@ -107,6 +107,51 @@ async fn paused_server_times_out_then_recovers() {
     assert_eq!(stats.pid(), server.pid().map(u64::from));
 }
 
+/// A stopped server stops reading: noreply writes fill the socket, then the connection's
+/// write queue up to its high-water mark. From then on a caller waits for room only until
+/// its own deadline (a `get` as well as a write), and nothing is lost or mixed up: once the
+/// server resumes it reads everything queued, and the connection carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_write_queue_bounds_callers_by_their_deadline() {
+    let server = Memcached::start();
+    let client = client_at(&server.addr(), false);
+    client.set("k", "v").noreply(false).await.unwrap();
+    let big = vec![b'x'; 512 * 1024];
+
+    server.pause();
+    // Noreply sets are handed over at once until the queue is full; the first one that
+    // waits for room longer than its deadline fails with a timeout.
+    let mut queued = 0;
+    let full = loop {
+        let (result, took) = timed(client.set(format!("big{queued}"), &big[..])).await;
+        match result {
+            Ok(_) => queued += 1,
+            Err(error) => break (error, took),
+        }
+        assert!(queued < 400, "200 MiB handed over to a stopped server without blocking");
+    };
+    assert_timed_out("set into a full queue", Err::<(), _>(full.0), full.1);
+    assert!(queued >= 8, "the queue filled after only {queued} sets of 512 KiB");
+    let (result, took) = timed(client.get("k")).await;
+    assert_timed_out("get behind a full queue", result, took);
+
+    server.resume();
+    // The server reads the backlog; the connection was never failed (no caller's reply was
+    // overdue), so nothing handed over was lost.
+    let last = format!("big{}", queued - 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let value = loop {
+        match client.get(&last).await {
+            Ok(Some(value)) => break value,
+            other if Instant::now() > deadline => panic!("backlog not drained: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    assert_eq!(value.data.len(), big.len());
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
+    assert_eq!(client.get("big0").await.unwrap().unwrap().data.len(), big.len());
+}
+
 /// Calls made one right after the other to a stopped server: each fails with a timeout,
 /// none later than the timeout plus the margin.
 ///
