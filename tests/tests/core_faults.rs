@@ -128,10 +128,16 @@ async fn full_write_queue_bounds_callers_by_their_deadline() {
             Ok(_) => queued += 1,
             Err(error) => break (error, took),
         }
-        assert!(queued < 400, "200 MiB handed over to a stopped server without blocking");
+        assert!(
+            queued < 400,
+            "200 MiB handed over to a stopped server without blocking"
+        );
     };
     assert_timed_out("set into a full queue", Err::<(), _>(full.0), full.1);
-    assert!(queued >= 8, "the queue filled after only {queued} sets of 512 KiB");
+    assert!(
+        queued >= 8,
+        "the queue filled after only {queued} sets of 512 KiB"
+    );
     let (result, took) = timed(client.get("k")).await;
     assert_timed_out("get behind a full queue", result, took);
 
@@ -149,7 +155,10 @@ async fn full_write_queue_bounds_callers_by_their_deadline() {
     };
     assert_eq!(value.data.len(), big.len());
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
-    assert_eq!(client.get("big0").await.unwrap().unwrap().data.len(), big.len());
+    assert_eq!(
+        client.get("big0").await.unwrap().unwrap().data.len(),
+        big.len()
+    );
 }
 
 /// Calls made one right after the other to a stopped server: each fails with a timeout,
