@@ -255,7 +255,9 @@ impl Decoder {
                             // keeps the list's room for the next response
                             Response::Value(self.items.pop())
                         } else {
-                            Response::Values(std::mem::take(&mut self.items))
+                            // the next list starts with this one's size: no regrowing
+                            let room = Vec::with_capacity(self.items.len());
+                            Response::Values(std::mem::replace(&mut self.items, room))
                         }
                     } else if line.starts_with(b"VALUE ") {
                         if self.value(buf, nl)? {
@@ -394,29 +396,10 @@ impl Decoder {
     /// and collected; `Ok(false)`: its data has not all arrived (room is reserved for it).
     fn value(&mut self, buf: &mut BytesMut, nl: usize) -> Result<bool, Error> {
         let line = &buf[6..nl - 1];
-        let malformed = || unknown("malformed VALUE line", line);
-        // `<key> <flags> <bytes> [<cas unique>]`; parse_u64 refuses any further space.
-        // (The tokens are a few bytes long: a plain scan beats memchr's set-up.)
-        let token = |from: usize| match line[from..].iter().position(|&b| b == b' ') {
-            Some(at) => (&line[from..from + at], Some(from + at + 1)),
-            None => (&line[from..], None),
+        let Some((key_len, flags, size, cas)) = value_header(line) else {
+            return Err(unknown("malformed VALUE line", line));
         };
-        let (key, Some(at)) = token(0) else {
-            return Err(malformed());
-        };
-        let (flags, Some(at)) = token(at) else {
-            return Err(malformed());
-        };
-        let (len, cas) = token(at);
-        let (Some(flags), Some(size), false) = (parse_u32(flags), parse_u64(len), key.is_empty())
-        else {
-            return Err(malformed());
-        };
-        let cas = match cas {
-            None => None,
-            Some(at) => Some(parse_u64(&line[at..]).ok_or_else(malformed)?),
-        };
-        let key = 6..6 + key.len();
+        let key = 6..6 + key_len;
         let Some((block, data)) = self.block(buf, nl, size)? else {
             return Ok(false);
         };
@@ -519,35 +502,58 @@ fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>, u8), Erro
 
 /// The header of the reply to a plain `mg <key> v f`, `VA <size> f<flags>\r\n`, read in one
 /// pass: the position of its `\n`, the size and the flags. `None` for anything else (other
-/// lines, other flags, numbers too long to take without overflow checks, a header not all
-/// here yet), which the general parser then handles.
+/// lines, other flags, a header not all here yet), which the general parser then handles.
 fn plain_value_header(buf: &[u8]) -> Option<(usize, u64, u32)> {
-    /// Reads up to `max` digits (at least one) from `at`: the value and where they end.
-    fn digits(buf: &[u8], at: usize, max: usize) -> Option<(u64, usize)> {
-        let mut end = at;
-        let mut value = 0u64;
-        while let Some(&d @ b'0'..=b'9') = buf.get(end) {
-            if end - at == max {
-                return None;
-            }
-            value = value * 10 + u64::from(d - b'0');
-            end += 1;
-        }
-        (end > at).then_some((value, end))
-    }
     if !buf.starts_with(b"VA ") {
         return None;
     }
-    // 19 digits always fit in a u64, 9 in a u32.
-    let (size, end) = digits(buf, 3, 19)?;
+    let (size, end) = number(buf, 3)?;
     if buf.get(end..end + 2)? != b" f" {
         return None;
     }
-    let (flags, end) = digits(buf, end + 2, 9)?;
+    let (flags, end) = number(buf, end + 2)?;
     if buf.get(end..end + 2)? != b"\r\n" {
         return None;
     }
     Some((end + 1, size, u32::try_from(flags).ok()?))
+}
+
+/// `<key> <flags> <bytes> [<cas unique>]`, a `VALUE` line after `VALUE `, read in one pass:
+/// the key's length, the flags, the size and the CAS unique. `None` when malformed: an
+/// empty key, a missing or extra field, anything but single spaces between them, or a
+/// number out of range (as [`parse_u64`] and [`parse_u32`] would refuse it).
+fn value_header(line: &[u8]) -> Option<(usize, u32, u64, Option<u64>)> {
+    // Keys are a few bytes long: a plain scan beats memchr's set-up.
+    let key_len = line.iter().position(|&b| b == b' ')?;
+    if key_len == 0 {
+        return None;
+    }
+    let (flags, end) = number(line, key_len + 1)?;
+    if line.get(end) != Some(&b' ') {
+        return None;
+    }
+    let (size, end) = number(line, end + 1)?;
+    let cas = match line.get(end) {
+        None => None,
+        Some(b' ') => match number(line, end + 1)? {
+            (cas, end) if end == line.len() => Some(cas),
+            _ => return None,
+        },
+        Some(_) => return None,
+    };
+    Some((key_len, u32::try_from(flags).ok()?, size, cas))
+}
+
+/// The decimal number (one to 20 digits, within `u64`) that starts at `at`, and where it
+/// ends.
+fn number(buf: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut end = at;
+    let mut value = 0u64;
+    while let Some(&d @ b'0'..=b'9') = buf.get(end) {
+        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        end += 1;
+    }
+    (end > at && end - at <= 20).then_some((value, end))
 }
 
 /// `ERROR`, `CLIENT_ERROR <msg>`, `SERVER_ERROR <msg>` as errors.
@@ -885,6 +891,73 @@ mod tests {
     /// reports an error: it never panics, never loops, and never consumes more than it has.
     /// Random bytes, and valid replies with random bytes changed, cut or inserted, fed whole
     /// and in random pieces, for every kind of reply.
+    /// The one-pass `VALUE` header reader accepts exactly what splitting the line into
+    /// tokens and parsing them strictly accepts, with the same results: on edge cases and
+    /// on 20,000 random mutations of good lines.
+    #[test]
+    fn value_header_matches_token_parsing() {
+        fn by_tokens(line: &[u8]) -> Option<(usize, u32, u64, Option<u64>)> {
+            let tokens: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let (key, flags, size, cas) = match tokens[..] {
+                [key, flags, size] => (key, flags, size, None),
+                [key, flags, size, cas] => (key, flags, size, Some(parse_u64(cas)?)),
+                _ => return None,
+            };
+            if key.is_empty() {
+                return None;
+            }
+            Some((key.len(), parse_u32(flags)?, parse_u64(size)?, cas))
+        }
+        let good: [&[u8]; 6] = [
+            b"k 0 1",
+            b"some:key 4294967295 18446744073709551615 18446744073709551615",
+            b"k 00000000000000000001 2 3",
+            b"\xc3\xa9 1 2",
+            b"k 1 2 0",
+            b"a-much-longer-key-of-forty-bytes-or-so.. 12345 67890 13",
+        ];
+        let edge: [&[u8]; 12] = [
+            b"",
+            b" 0 1",
+            b"k 0",
+            b"k  0 1",
+            b"k 0 1 ",
+            b"k 0 1 2 3",
+            b"k 4294967296 1",
+            b"k 0 18446744073709551616",
+            b"k 0 000000000000000000001",
+            b"k x 1",
+            b"k 0 1x",
+            b"k 0 -1",
+        ];
+        for line in good.iter().chain(edge.iter()) {
+            assert_eq!(value_header(line), by_tokens(line), "{line:?}");
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b" 0123456789kx-\xff";
+        for _ in 0..20_000 {
+            let mut line = good[(next() % good.len() as u64) as usize].to_vec();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % (line.len() as u64 + 1)) as usize;
+                let byte = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 if at < line.len() => line[at] = byte,
+                    1 if at < line.len() => {
+                        line.remove(at);
+                    }
+                    _ => line.insert(at, byte),
+                }
+            }
+            assert_eq!(value_header(&line), by_tokens(&line), "{line:?}");
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
