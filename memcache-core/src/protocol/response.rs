@@ -502,16 +502,31 @@ fn meta_flags(tokens: &[u8], line: &[u8]) -> Result<(u32, Option<u64>, u8), Erro
 
 /// The header of the reply to a plain `mg <key> v f`, `VA <size> f<flags>\r\n`, read in one
 /// pass: the position of its `\n`, the size and the flags. `None` for anything else (other
-/// lines, other flags, a header not all here yet), which the general parser then handles.
+/// lines, other flags, numbers too long to read without overflow checks, a header not all
+/// here yet), which the general parser then handles.
 fn plain_value_header(buf: &[u8]) -> Option<(usize, u64, u32)> {
     if !buf.starts_with(b"VA ") {
         return None;
     }
-    let (size, end) = number(buf, 3)?;
+    /// Up to `max` digits (at least one) from `at`, unchecked: `max` keeps them in range.
+    fn digits(buf: &[u8], at: usize, max: usize) -> Option<(u64, usize)> {
+        let mut end = at;
+        let mut value = 0u64;
+        while let Some(&d @ b'0'..=b'9') = buf.get(end) {
+            if end - at == max {
+                return None;
+            }
+            value = value * 10 + u64::from(d - b'0');
+            end += 1;
+        }
+        (end > at).then_some((value, end))
+    }
+    // 19 digits always fit in a u64, 9 in a u32; longer numbers take the general path.
+    let (size, end) = digits(buf, 3, 19)?;
     if buf.get(end..end + 2)? != b" f" {
         return None;
     }
-    let (flags, end) = number(buf, end + 2)?;
+    let (flags, end) = digits(buf, end + 2, 9)?;
     if buf.get(end..end + 2)? != b"\r\n" {
         return None;
     }
@@ -550,7 +565,13 @@ fn number(buf: &[u8], at: usize) -> Option<(u64, usize)> {
     let mut end = at;
     let mut value = 0u64;
     while let Some(&d @ b'0'..=b'9') = buf.get(end) {
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        let digit = u64::from(d - b'0');
+        // 19 digits always fit: only from the 20th on can the value overflow.
+        value = if end - at < 19 {
+            value * 10 + digit
+        } else {
+            value.checked_mul(10)?.checked_add(digit)?
+        };
         end += 1;
     }
     (end > at && end - at <= 20).then_some((value, end))
