@@ -106,7 +106,7 @@ impl Inner {
         expect: Expect,
         encode: impl FnOnce(&mut BytesMut),
     ) -> Result<Response> {
-        let (sent, since) = self.start(expect, encode);
+        let (sent, since) = self.start(Some(expect), false, encode);
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
         let result = match sent {
@@ -125,19 +125,21 @@ impl Inner {
         failed_as_err(result)
     }
 
-    /// What [`Inner::request`] does before it waits: hands the request to the connection.
-    /// Returns how it went, and when the request was issued. For command futures written
-    /// out by hand.
+    /// What [`Inner::request`] and [`Inner::send_noreply`] do before they wait: hands the
+    /// request (`expect`: the reply's shape, `None` for noreply; `quiet`: a noreply meta
+    /// request in quiet mode) to the connection. Returns how it went, and when the request
+    /// was issued. For command futures written out by hand.
     pub(crate) fn start<E: FnOnce(&mut BytesMut)>(
         &self,
-        expect: Expect,
+        expect: Option<Expect>,
+        quiet: bool,
         encode: E,
     ) -> (Sent<E>, Instant) {
         let since = Instant::now();
         let request = Request {
             encode,
-            expect: Some(expect),
-            quiet: false,
+            expect,
+            quiet,
             since,
         };
         (self.connection.try_send(request), since)
@@ -150,14 +152,8 @@ impl Inner {
         quiet: bool,
         encode: impl FnOnce(&mut BytesMut),
     ) -> Result<()> {
-        let since = Instant::now();
-        let request = Request {
-            encode,
-            expect: None,
-            quiet,
-            since,
-        };
-        match self.connection.try_send(request) {
+        let (sent, since) = self.start(None, quiet, encode);
+        match sent {
             Sent::Ready(_) | Sent::Connecting(_) => Ok(()),
             Sent::Full(request) => {
                 let send = async {

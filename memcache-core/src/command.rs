@@ -33,6 +33,245 @@ macro_rules! command_future {
     };
 }
 
+/// How a single-request command goes out.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Encoded in the meta protocol.
+    meta: bool,
+    /// The reply's shape; `None` for a noreply request.
+    expect: Option<Expect>,
+    /// A noreply meta request, in quiet mode.
+    quiet: bool,
+}
+
+impl Plan {
+    /// A request answered by a reply of `kind`.
+    fn reply(meta: bool, kind: Kind) -> Self {
+        Plan {
+            meta,
+            expect: Some(Expect::one(kind)),
+            quiet: false,
+        }
+    }
+
+    /// A noreply request: quiet when sent over meta, so that a failure is still reported.
+    fn noreply(meta: bool) -> Self {
+        Plan {
+            meta,
+            expect: None,
+            quiet: meta,
+        }
+    }
+
+    fn noreply_flag(&self) -> bool {
+        self.expect.is_none()
+    }
+}
+
+/// A command that sends one request and reads at most one reply, described once: its
+/// future ([`poll_one`]) and its general path ([`run_one`]) are built from this.
+trait OneRequest<'a>: Sized + Send + Sync + 'a {
+    type Output: Send + 'a;
+
+    fn inner(&self) -> &'a Inner;
+
+    /// Checks the input (nothing is sent when it fails) and decides how the request goes.
+    fn plan(&self) -> Result<Plan>;
+
+    /// Writes the request (under the connection's lock).
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut);
+
+    /// The outcome, from the reply (server errors already as `Err`), or from nothing for a
+    /// noreply request that was handed over.
+    fn finish(self, plan: &Plan, reply: Option<Result<Response>>) -> Result<Self::Output>;
+}
+
+/// The general path of a [`OneRequest`], as an `async fn` (boxed where it is used): for
+/// the rare cases, a connection still being opened or a full write queue.
+async fn run_one<'a, C: OneRequest<'a>>(command: C) -> Result<C::Output> {
+    let plan = command.plan()?;
+    let inner = command.inner();
+    let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
+    let reply = match plan.expect {
+        None => {
+            inner.send_noreply(plan.quiet, encode).await?;
+            None
+        }
+        Some(expect) => Some(inner.request(expect, encode).await),
+    };
+    command.finish(&plan, reply)
+}
+
+/// Where the future of a [`OneRequest`] is.
+enum OneState<'a, C, T> {
+    /// Not polled yet.
+    Start(C),
+    /// The request is with a connected connection: waiting for the reply.
+    Wait {
+        command: C,
+        plan: Plan,
+        reply: Reply,
+    },
+    /// A rare path (see [`run_one`]), boxed.
+    Slow(CommandFuture<'a, T>),
+    /// Finished.
+    Done,
+}
+
+/// Polls the future of a [`OneRequest`]. On a connected connection it hands the request
+/// over and waits for the reply itself: no allocation, no `async` layers.
+fn poll_one<'a, C: OneRequest<'a>>(
+    state: &mut OneState<'a, C, C::Output>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<C::Output>> {
+    loop {
+        match std::mem::replace(state, OneState::Done) {
+            OneState::Start(command) => {
+                let plan = match command.plan() {
+                    Ok(plan) => plan,
+                    Err(error) => return Poll::Ready(Err(error)),
+                };
+                let inner = command.inner();
+                let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
+                let (sent, since) = inner.start(plan.expect, plan.quiet, encode);
+                *state = match sent.forget_encoder() {
+                    Sent::Ready(Some(reply)) => OneState::Wait {
+                        command,
+                        plan,
+                        reply,
+                    },
+                    // A noreply request handed over.
+                    Sent::Ready(None) | Sent::Connecting(None) if plan.expect.is_none() => {
+                        return Poll::Ready(command.finish(&plan, None));
+                    }
+                    // Cannot happen: a request that expects a reply gets a way to it.
+                    Sent::Ready(None) | Sent::Connecting(None) => {
+                        let lost = Some(Err(Error::UnexpectedClose));
+                        return Poll::Ready(command.finish(&plan, lost));
+                    }
+                    // Queued while the connection opens: its reply is awaited within the
+                    // deadline.
+                    Sent::Connecting(Some(reply)) => OneState::Slow(Box::pin(async move {
+                        let reply = command.inner().within(since, reply).await;
+                        command.finish(&plan, Some(failed_as_err(reply)))
+                    })),
+                    // Nothing was sent: the general path, from the start.
+                    Sent::Full(_) => OneState::Slow(Box::pin(run_one(command))),
+                };
+            }
+            OneState::Wait {
+                command,
+                plan,
+                mut reply,
+            } => {
+                let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
+                    *state = OneState::Wait {
+                        command,
+                        plan,
+                        reply,
+                    };
+                    return Poll::Pending;
+                };
+                return Poll::Ready(command.finish(&plan, Some(failed_as_err(reply))));
+            }
+            OneState::Slow(mut slow) => {
+                let poll = slow.as_mut().poll(cx);
+                if poll.is_pending() {
+                    *state = OneState::Slow(slow);
+                }
+                return poll;
+            }
+            OneState::Done => panic!("a command future polled after it completed"),
+        }
+    }
+}
+
+/// The future type of a [`OneRequest`] command, written out so that on a connected
+/// connection awaiting the command allocates nothing (other commands' futures are boxed).
+macro_rules! one_request_future {
+    ($(#[$doc:meta])* $future:ident for $name:ident<$($g:ident),*> => $out:ty) => {
+        $(#[$doc])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $future<'a, $($g),*> {
+            state: OneState<'a, $name<'a, $($g),*>, $out>,
+        }
+
+        // The command is never pinned: the state machine moves it freely.
+        impl<$($g),*> Unpin for $future<'_, $($g),*> {}
+
+        impl<$($g),*> std::fmt::Debug for $future<'_, $($g),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($future)).finish_non_exhaustive()
+            }
+        }
+
+        impl<'a, $($g: AsRef<[u8]> + Send + Sync + 'a),*> IntoFuture for $name<'a, $($g),*> {
+            type Output = Result<$out>;
+            type IntoFuture = $future<'a, $($g),*>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                $future {
+                    state: OneState::Start(self),
+                }
+            }
+        }
+
+        impl<'a, $($g: AsRef<[u8]> + Send + Sync + 'a),*> Future for $future<'a, $($g),*> {
+            type Output = Result<$out>;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                poll_one(&mut self.get_mut().state, cx)
+            }
+        }
+    };
+}
+
+/// The [`OneRequest`] of a single-key retrieval (`get`, `gets`, `gat`, `gats`): whether it
+/// asks for the CAS unique, the ttl it sets, and what it makes of the hit.
+macro_rules! retrieval {
+    ($name:ident => $out:ty, cas: $cas:expr, touch: |$cmd:ident| $touch:expr, hit: $hit:expr) => {
+        impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for $name<'a, K> {
+            type Output = $out;
+
+            fn inner(&self) -> &'a Inner {
+                &self.client.inner
+            }
+
+            fn plan(&self) -> Result<Plan> {
+                let inner = self.inner();
+                inner.config.keys.check(self.key.as_ref())?;
+                let meta = inner.meta();
+                Ok(Plan::reply(meta, one_kind(meta)))
+            }
+
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+                let $cmd = self;
+                let encode = self
+                    .inner()
+                    .one_encoder(self.key.as_ref(), plan.meta, $cas, $touch);
+                encode(buf);
+            }
+
+            fn finish(self, plan: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
+                let reply = reply.unwrap_or_else(|| Err(Error::UnexpectedClose));
+                let hit = self.inner().one_hit(plan.meta, self.key.as_ref(), reply)?;
+                hit.map($hit).transpose()
+            }
+        }
+    };
+}
+
+/// A store-like reply (or none, for noreply) as a status.
+fn store_status(reply: Option<Result<Response>>) -> Result<Option<Status>> {
+    match reply {
+        None => Ok(None),
+        Some(reply) => match reply? {
+            Response::Status(status) => Ok(Some(status)),
+            other => Err(mismatched(&other)),
+        },
+    }
+}
+
 impl Item {
     fn value(self) -> Value {
         Value {
@@ -132,33 +371,37 @@ fn store_encoder(meta: bool) -> StoreEncoder {
 }
 
 impl Inner {
-    /// One storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`): the server's
-    /// status, or `None` when sent noreply.
-    async fn store_one(
+    /// Writes a storage command as `plan` says; `item` is its key, data, flags and ttl.
+    fn encode_store(
         &self,
+        plan: &Plan,
         command: StoreCommand,
-        key: &[u8],
-        data: &[u8],
-        flags: u32,
-        ttl: u32,
-        noreply: bool,
-    ) -> Result<Option<Status>> {
-        let keys = &self.config.keys;
-        keys.check(key)?;
+        item: (&[u8], &[u8], u32, u32),
+        buf: &mut BytesMut,
+    ) {
+        let (key, data, flags, ttl) = item;
+        let prefix = self.config.keys.prefix();
+        let store = store_encoder(plan.meta);
+        store(
+            buf,
+            command,
+            prefix,
+            key,
+            flags,
+            ttl,
+            data,
+            plan.noreply_flag(),
+        );
+    }
+
+    /// How a storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`) goes out.
+    fn store_plan(&self, key: &[u8], noreply: bool) -> Result<Plan> {
+        self.config.keys.check(key)?;
         let meta = self.meta();
-        let encode = |buf: &mut BytesMut| {
-            let store = store_encoder(meta);
-            store(buf, command, keys.prefix(), key, flags, ttl, data, noreply);
-        };
-        if noreply {
-            self.send_noreply(meta, encode).await?;
-            return Ok(None);
-        }
-        let kind = if meta { Kind::MetaStore } else { Kind::Store };
-        match self.request(Expect::one(kind), encode).await? {
-            Response::Status(status) => Ok(Some(status)),
-            other => Err(mismatched(&other)),
-        }
+        Ok(match noreply {
+            true => Plan::noreply(meta),
+            false => Plan::reply(meta, if meta { Kind::MetaStore } else { Kind::Store }),
+        })
     }
 }
 
@@ -230,117 +473,11 @@ pub struct Get<'a, K> {
     key: K,
 }
 
-impl<'a, K: AsRef<[u8]>> Get<'a, K> {
-    async fn run(self) -> Result<Option<Value>> {
-        let item = self
-            .client
-            .inner
-            .fetch_one(self.key.as_ref(), false, None)
-            .await?;
-        Ok(item.map(Item::value))
-    }
-}
-
-impl<'a, K: AsRef<[u8]> + Send + 'a> IntoFuture for Get<'a, K> {
-    type Output = Result<Option<Value>>;
-    type IntoFuture = GetFuture<'a, K>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        GetFuture {
-            state: GetState::Start(self),
-        }
-    }
-}
-
-/// The future of [`Get`]: the most frequent command has its future written out, so that
-/// on a connected connection it allocates nothing (other commands' futures are boxed).
-#[must_use = "futures do nothing unless polled"]
-pub struct GetFuture<'a, K> {
-    state: GetState<'a, K>,
-}
-
-enum GetState<'a, K> {
-    /// Not polled yet.
-    Start(Get<'a, K>),
-    /// The request is with a connected connection: waiting for the reply.
-    Wait {
-        get: Get<'a, K>,
-        meta: bool,
-        reply: Reply,
-    },
-    /// The rare paths (the connection is being opened, or its queue is full): the general
-    /// code, boxed.
-    Slow(CommandFuture<'a, Option<Value>>),
-    /// Finished.
-    Done,
-}
-
-// `K` is never pinned: the state machine moves it freely.
-impl<K> Unpin for GetFuture<'_, K> {}
-
-impl<K> std::fmt::Debug for GetFuture<'_, K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetFuture").finish_non_exhaustive()
-    }
-}
-
-impl<'a, K: AsRef<[u8]> + Send + 'a> Future for GetFuture<'a, K> {
-    type Output = Result<Option<Value>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        loop {
-            match std::mem::replace(&mut this.state, GetState::Done) {
-                GetState::Start(get) => {
-                    let inner = &get.client.inner;
-                    let key = get.key.as_ref();
-                    if let Err(error) = inner.config.keys.check(key) {
-                        return Poll::Ready(Err(error));
-                    }
-                    let meta = inner.meta();
-                    let encode = inner.one_encoder(key, meta, false, None);
-                    let (sent, since) = inner.start(Expect::one(one_kind(meta)), encode);
-                    this.state = match sent.forget_encoder() {
-                        Sent::Ready(Some(reply)) => GetState::Wait { get, meta, reply },
-                        Sent::Ready(None) | Sent::Connecting(None) => {
-                            let hit = inner.one_hit(meta, key, Err(Error::UnexpectedClose));
-                            return Poll::Ready(hit.map(|hit| hit.map(Item::value)));
-                        }
-                        Sent::Connecting(Some(reply)) => GetState::Slow(Box::pin(async move {
-                            let inner = &get.client.inner;
-                            let reply = inner.within(since, reply).await;
-                            let hit = inner.one_hit(meta, get.key.as_ref(), failed_as_err(reply));
-                            Ok(hit?.map(Item::value))
-                        })),
-                        // Nothing was sent: the general path, from the start.
-                        Sent::Full(_) => GetState::Slow(Box::pin(get.run())),
-                    };
-                }
-                GetState::Wait {
-                    get,
-                    meta,
-                    mut reply,
-                } => {
-                    let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
-                        this.state = GetState::Wait { get, meta, reply };
-                        return Poll::Pending;
-                    };
-                    let inner = &get.client.inner;
-                    let hit = inner.one_hit(meta, get.key.as_ref(), failed_as_err(reply));
-                    return Poll::Ready(hit.map(|hit| hit.map(Item::value)));
-                }
-                GetState::Slow(mut slow) => {
-                    let poll = slow.as_mut().poll(cx);
-                    if poll.is_pending() {
-                        this.state = GetState::Slow(slow);
-                    }
-                    return poll;
-                }
-                GetState::Done => panic!("GetFuture polled after it completed"),
-            }
-        }
-    }
-}
+retrieval!(Get => Option<Value>, cas: false, touch: |_get| None, hit: |item| Ok(item.value()));
+one_request_future!(
+    /// The future of [`Get`].
+    GetFuture for Get<K> => Option<Value>
+);
 
 /// `gets <key>`: see [`Client::gets`].
 #[derive(Debug)]
@@ -350,17 +487,11 @@ pub struct Gets<'a, K> {
     key: K,
 }
 
-impl<'a, K: AsRef<[u8]>> Gets<'a, K> {
-    async fn run(self) -> Result<Option<(Value, CasToken)>> {
-        let item = self
-            .client
-            .inner
-            .fetch_one(self.key.as_ref(), true, None)
-            .await?;
-        item.map(Item::value_and_token).transpose()
-    }
-}
-command_future!(Gets<K> => Option<(Value, CasToken)>, where K: AsRef<[u8]> + Send + 'a);
+retrieval!(Gets => Option<(Value, CasToken)>, cas: true, touch: |_gets| None, hit: Item::value_and_token);
+one_request_future!(
+    /// The future of [`Gets`].
+    GetsFuture for Gets<K> => Option<(Value, CasToken)>
+);
 
 /// `gat <exptime> <key>`: see [`Client::gat`].
 #[derive(Debug)]
@@ -371,17 +502,11 @@ pub struct Gat<'a, K> {
     ttl: u32,
 }
 
-impl<'a, K: AsRef<[u8]>> Gat<'a, K> {
-    async fn run(self) -> Result<Option<Value>> {
-        let item = self
-            .client
-            .inner
-            .fetch_one(self.key.as_ref(), false, Some(self.ttl))
-            .await?;
-        Ok(item.map(Item::value))
-    }
-}
-command_future!(Gat<K> => Option<Value>, where K: AsRef<[u8]> + Send + 'a);
+retrieval!(Gat => Option<Value>, cas: false, touch: |gat| Some(gat.ttl), hit: |item| Ok(item.value()));
+one_request_future!(
+    /// The future of [`Gat`].
+    GatFuture for Gat<K> => Option<Value>
+);
 
 /// `gats <exptime> <key>`: see [`Client::gats`].
 #[derive(Debug)]
@@ -392,17 +517,11 @@ pub struct Gats<'a, K> {
     ttl: u32,
 }
 
-impl<'a, K: AsRef<[u8]>> Gats<'a, K> {
-    async fn run(self) -> Result<Option<(Value, CasToken)>> {
-        let item = self
-            .client
-            .inner
-            .fetch_one(self.key.as_ref(), true, Some(self.ttl))
-            .await?;
-        item.map(Item::value_and_token).transpose()
-    }
-}
-command_future!(Gats<K> => Option<(Value, CasToken)>, where K: AsRef<[u8]> + Send + 'a);
+retrieval!(Gats => Option<(Value, CasToken)>, cas: true, touch: |gats| Some(gats.ttl), hit: Item::value_and_token);
+one_request_future!(
+    /// The future of [`Gats`].
+    GatsFuture for Gats<K> => Option<(Value, CasToken)>
+);
 
 /// `get <key>*`: see [`Client::get_many`].
 #[derive(Debug)]
@@ -473,18 +592,37 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Store<'a, K, V> {
         self.noreply = Some(on);
         self
     }
+}
 
-    async fn run(self) -> Result<bool> {
-        let inner = &self.client.inner;
-        let noreply = inner.noreply(self.noreply);
-        let (key, data) = (self.key.as_ref(), self.value.as_ref());
-        let status = inner
-            .store_one(self.command, key, data, self.flags, self.ttl, noreply)
-            .await?;
-        Ok(matches!(status, None | Some(Status::Stored)))
+impl<'a, K, V> OneRequest<'a> for Store<'a, K, V>
+where
+    K: AsRef<[u8]> + Send + Sync + 'a,
+    V: AsRef<[u8]> + Send + Sync + 'a,
+{
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let noreply = self.inner().noreply(self.noreply);
+        self.inner().store_plan(self.key.as_ref(), noreply)
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
+        self.inner().encode_store(plan, self.command, item, buf);
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        Ok(matches!(store_status(reply)?, None | Some(Status::Stored)))
     }
 }
-command_future!(Store<K, V> => bool, where K: AsRef<[u8]> + Send + 'a, V: AsRef<[u8]> + Send + 'a);
+one_request_future!(
+    /// The future of [`Store`] (`set`, `add`, `replace`, `append`, `prepend`).
+    StoreFuture for Store<K, V> => bool
+);
 
 /// `cas`: see [`Client::cas`].
 #[derive(Debug)]
@@ -518,16 +656,31 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
         self.noreply = on;
         self
     }
+}
 
-    async fn run(self) -> Result<CasOutcome> {
-        let (key, data) = (self.key.as_ref(), self.value.as_ref());
+impl<'a, K, V> OneRequest<'a> for Cas<'a, K, V>
+where
+    K: AsRef<[u8]> + Send + Sync + 'a,
+    V: AsRef<[u8]> + Send + Sync + 'a,
+{
+    type Output = CasOutcome;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        self.inner().store_plan(self.key.as_ref(), self.noreply)
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
         let command = StoreCommand::Cas(self.token.0);
-        let status = self
-            .client
-            .inner
-            .store_one(command, key, data, self.flags, self.ttl, self.noreply)
-            .await?;
-        match status {
+        self.inner().encode_store(plan, command, item, buf);
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<CasOutcome> {
+        match store_status(reply)? {
             None | Some(Status::Stored) => Ok(CasOutcome::Stored),
             Some(Status::Exists) => Ok(CasOutcome::Exists),
             Some(Status::NotFound) => Ok(CasOutcome::NotFound),
@@ -535,7 +688,10 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
         }
     }
 }
-command_future!(Cas<K, V> => CasOutcome, where K: AsRef<[u8]> + Send + 'a, V: AsRef<[u8]> + Send + 'a);
+one_request_future!(
+    /// The future of [`Cas`].
+    CasFuture for Cas<K, V> => CasOutcome
+);
 
 /// Many `set`s in one write: see [`Client::set_many`].
 #[derive(Debug)]
@@ -643,35 +799,47 @@ impl<'a, K: AsRef<[u8]>> Delete<'a, K> {
         self.noreply = Some(on);
         self
     }
+}
 
-    async fn run(self) -> Result<bool> {
-        let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let key = self.key.as_ref();
-        keys.check(key)?;
-        let noreply = inner.noreply(self.noreply);
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let inner = self.inner();
+        inner.config.keys.check(self.key.as_ref())?;
         let meta = inner.meta();
-        let encode = |buf: &mut BytesMut| {
-            let delete = if meta {
-                request::meta_delete
-            } else {
-                request::delete
-            };
-            delete(buf, keys.prefix(), key, noreply);
+        Ok(match inner.noreply(self.noreply) {
+            true => Plan::noreply(meta),
+            false => Plan::reply(meta, if meta { Kind::MetaDelete } else { Kind::Delete }),
+        })
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let delete = if plan.meta {
+            request::meta_delete
+        } else {
+            request::delete
         };
-        if noreply {
-            inner.send_noreply(meta, encode).await?;
-            return Ok(true);
-        }
-        let kind = if meta { Kind::MetaDelete } else { Kind::Delete };
-        match inner.request(Expect::one(kind), encode).await? {
-            Response::Status(Status::Deleted) => Ok(true),
-            Response::Status(Status::NotFound) => Ok(false),
-            other => Err(mismatched(&other)),
+        let prefix = self.inner().config.keys.prefix();
+        delete(buf, prefix, self.key.as_ref(), plan.noreply_flag());
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        match store_status(reply)? {
+            None | Some(Status::Deleted) => Ok(true),
+            Some(Status::NotFound) => Ok(false),
+            Some(other) => Err(mismatched(&Response::Status(other))),
         }
     }
 }
-command_future!(Delete<K> => bool, where K: AsRef<[u8]> + Send + 'a);
+one_request_future!(
+    /// The future of [`Delete`].
+    DeleteFuture for Delete<K> => bool
+);
 
 /// Many `delete`s in one write: see [`Client::delete_many`].
 #[derive(Debug)]
@@ -752,35 +920,50 @@ impl<'a, K: AsRef<[u8]>> Arith<'a, K> {
         self.noreply = on;
         self
     }
+}
 
-    async fn run(self) -> Result<Option<u64>> {
-        let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let key = self.key.as_ref();
-        keys.check(key)?;
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Arith<'a, K> {
+    type Output = Option<u64>;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let inner = self.inner();
+        inner.config.keys.check(self.key.as_ref())?;
         let meta = inner.meta();
-        let (incr, prefix, noreply, delta) = (self.incr, keys.prefix(), self.noreply, self.delta);
-        let encode = |buf: &mut BytesMut| {
-            let arith = if meta {
-                request::meta_arith
-            } else {
-                request::arith
-            };
-            arith(buf, incr, prefix, key, delta, noreply);
+        Ok(match self.noreply {
+            true => Plan::noreply(meta),
+            false => Plan::reply(meta, if meta { Kind::MetaArith } else { Kind::Arith }),
+        })
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let arith = if plan.meta {
+            request::meta_arith
+        } else {
+            request::arith
         };
-        if noreply {
-            inner.send_noreply(meta, encode).await?;
+        let (prefix, key) = (self.inner().config.keys.prefix(), self.key.as_ref());
+        arith(buf, self.incr, prefix, key, self.delta, plan.noreply_flag());
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<Option<u64>> {
+        let Some(reply) = reply else {
             return Ok(None);
-        }
-        let kind = if meta { Kind::MetaArith } else { Kind::Arith };
-        match inner.request(Expect::one(kind), encode).await? {
+        };
+        match reply? {
             Response::Number(n) => Ok(Some(n)),
             Response::Status(Status::NotFound) => Ok(None),
             other => Err(mismatched(&other)),
         }
     }
 }
-command_future!(Arith<K> => Option<u64>, where K: AsRef<[u8]> + Send + 'a);
+one_request_future!(
+    /// The future of [`Arith`] (`incr`, `decr`).
+    ArithFuture for Arith<K> => Option<u64>
+);
 
 /// `touch <key> <exptime>`: see [`Client::touch`].
 #[derive(Debug)]
@@ -799,37 +982,52 @@ impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
         self.noreply = Some(on);
         self
     }
+}
 
-    async fn run(self) -> Result<bool> {
-        let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let key = self.key.as_ref();
-        keys.check(key)?;
-        let noreply = inner.noreply(self.noreply);
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let inner = self.inner();
+        inner.config.keys.check(self.key.as_ref())?;
         // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
         // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
-        let meta = !noreply && inner.meta();
-        let (prefix, ttl) = (keys.prefix(), self.ttl);
-        let encode = |buf: &mut BytesMut| {
-            if meta {
-                request::meta_get(buf, prefix, key, false, false, Some(ttl), None);
-            } else {
-                request::touch(buf, prefix, key, ttl, noreply);
-            }
-        };
-        if noreply {
-            inner.send_noreply(false, encode).await?;
-            return Ok(true);
+        Ok(match (inner.noreply(self.noreply), inner.meta()) {
+            (true, _) => Plan::noreply(false),
+            (false, true) => Plan::reply(true, Kind::MetaTouch),
+            (false, false) => Plan::reply(false, Kind::Touch),
+        })
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let (prefix, key, ttl) = (
+            self.inner().config.keys.prefix(),
+            self.key.as_ref(),
+            self.ttl,
+        );
+        if plan.meta {
+            request::meta_get(buf, prefix, key, false, false, Some(ttl), None);
+        } else {
+            request::touch(buf, prefix, key, ttl, plan.noreply_flag());
         }
-        let kind = if meta { Kind::MetaTouch } else { Kind::Touch };
-        match inner.request(Expect::one(kind), encode).await? {
-            Response::Status(Status::Touched) => Ok(true),
-            Response::Status(Status::NotFound) => Ok(false),
-            other => Err(mismatched(&other)),
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        match store_status(reply)? {
+            None | Some(Status::Touched) => Ok(true),
+            Some(Status::NotFound) => Ok(false),
+            Some(other) => Err(mismatched(&Response::Status(other))),
         }
     }
 }
-command_future!(Touch<K> => bool, where K: AsRef<[u8]> + Send + 'a);
+one_request_future!(
+    /// The future of [`Touch`].
+    TouchFuture for Touch<K> => bool
+);
 
 /// `mg <key> v f c N<ttl>`: see [`Client::lease`].
 #[derive(Debug)]
