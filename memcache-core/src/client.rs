@@ -98,7 +98,7 @@ impl Inner {
     /// On a connected driver the caller sets no timer of its own: the driver answers or
     /// fails every request by `since + timeout` (it closes a connection whose oldest request
     /// is overdue), which saves a timer registration per command. While the connection is
-    /// still being opened, or the channel is full, the caller bounds its own wait.
+    /// still being opened, or its write queue is full, the caller bounds its own wait.
     ///
     /// `encode` writes the request into the connection's write buffer.
     pub(crate) async fn request(
