@@ -25,6 +25,8 @@ pub const RAW_GET: &str = "raw get, 1 in flight";
 pub const RAW_MG: &str = "raw mg, 1 in flight";
 /// Raw client on a tokio socket, classic `get`, one in flight.
 pub const RAW_TOKIO_GET: &str = "raw get on tokio, 1 in flight";
+/// Raw client on a tokio socket, acknowledged `set`, one in flight.
+pub const RAW_TOKIO_SET: &str = "raw set on tokio, 1 in flight";
 /// Raw client, classic `get`, pipelined.
 pub const RAW_GET_PIPELINED: &str = "raw get, pipelined x128";
 /// Raw client, meta `mg <key> v`, pipelined.
@@ -202,6 +204,7 @@ impl Section {
                     c.one_in_flight(&small_mg, deadline)
                 })?,
                 raw_tokio_case(
+                    RAW_TOKIO_GET,
                     &cx.caller,
                     addr,
                     Exchange::get(&fx.small_key, &fx.small_value),
@@ -209,6 +212,7 @@ impl Section {
             ],
             Section::W2 => {
                 let set = Exchange::set(&fx.set_key, &fx.set_value);
+                let tokio_set = set.clone();
                 vec![
                     ours::set_acknowledged(&cx.caller, cx)?,
                     peers::memcache_set(addr, fx)?,
@@ -218,6 +222,7 @@ impl Section {
                         c.exchange(&check_set, true)?;
                         Ok(sets)
                     })?,
+                    raw_tokio_case(RAW_TOKIO_SET, &cx.caller, addr, tokio_set)?,
                 ]
             }
             Section::W2Noreply => {
@@ -295,11 +300,16 @@ fn raw_case(
 
 /// The raw client on a tokio socket (one in flight, on the one-caller runtime), lent to one
 /// task per run.
-fn raw_tokio_case(rt: &Arc<Runtime>, addr: SocketAddr, exchange: Exchange) -> BenchResult<Case> {
+fn raw_tokio_case(
+    label: &'static str,
+    rt: &Arc<Runtime>,
+    addr: SocketAddr,
+    exchange: Exchange,
+) -> BenchResult<Case> {
     let rt = Arc::clone(rt);
     let mut slot = Some(rt.block_on(RawTokioConnection::connect(addr))?);
     let exchange = Arc::new(exchange);
-    Ok(Case::new(RAW_TOKIO_GET, move |budget| {
+    Ok(Case::new(label, move |budget| {
         let mut connection = slot
             .take()
             .ok_or("the raw tokio connection was lost in an earlier run")?;
