@@ -210,6 +210,7 @@ fn run(options: &Options) -> BenchResult<()> {
         fixture,
         multi,
         caller,
+        one_thread: current_thread_runtime()?,
         protocol: options.protocol,
     };
     report::print_header(&server, options)?;

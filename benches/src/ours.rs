@@ -14,6 +14,8 @@ use crate::{run_task, BenchResult, CONCURRENCY};
 
 /// The label of this client in the table.
 pub const LABEL: &str = "memcache-core";
+/// Its W4/W4s rows on a current-thread runtime, shown for scale (not in the targets).
+pub const LABEL_ONE_THREAD: &str = "memcache-core, current-thread runtime";
 
 /// A client with every setting at its default but the protocol (`--protocol`, default
 /// `auto`, the client's own default), as a user would build it.
@@ -176,15 +178,21 @@ pub fn get_many(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Case> {
     )
 }
 
-/// W4 and W4s: 64 tasks share one `Client` on the runtime (two workers), each doing `get`s
-/// (or noreply `set`s when `sets` is set) until the deadline. After noreply sets, one
-/// acknowledged `get` (verified) closes the measurement.
+/// W4 and W4s: 64 tasks share one `Client` on `rt` (the two-worker runtime; or, for the
+/// rows shown for scale, a current-thread one), each doing `get`s (or noreply `set`s when
+/// `sets` is set) until the deadline. After noreply sets, one acknowledged `get` (verified)
+/// closes the measurement. The row is labelled `label`.
 ///
 /// # Errors
 /// When the client cannot be built.
-pub fn concurrent(rt: &Arc<Runtime>, cx: &Context, sets: bool) -> BenchResult<Case> {
+pub fn concurrent(
+    label: &'static str,
+    rt: &Arc<Runtime>,
+    cx: &Context,
+    sets: bool,
+) -> BenchResult<Case> {
     let setup = Setup::new(rt, cx)?;
-    Ok(Case::new(LABEL, move |budget| {
+    Ok(Case::new(label, move |budget| {
         let Setup {
             rt,
             client,

@@ -31,6 +31,8 @@ pub const MEMCACHE: &str = "memcache";
 pub const MEMCACHE_DEFAULT: &str = "memcache (default pool)";
 /// Table label of `async-memcached`.
 pub const ASYNC_MEMCACHED: &str = "async-memcached";
+/// Its W4 row on a current-thread runtime, shown for scale (not in the targets).
+pub const ASYNC_ONE_THREAD: &str = "async-memcached, current-thread runtime";
 
 /// How `memcache` addresses the server. Without `protocol=ascii` it speaks the binary
 /// protocol (deprecated by memcached), which measured slower here on every workload (W1
@@ -343,11 +345,13 @@ pub fn async_get_many(
     )
 }
 
-/// `async-memcached` on W4: 64 tasks on the runtime, each with its own `Client`.
+/// `async-memcached` on W4: 64 tasks on `rt`, each with its own `Client`; the row is
+/// labelled `label`.
 ///
 /// # Errors
 /// When a client cannot connect.
 pub fn async_concurrent(
+    label: &'static str,
     rt: &Arc<Runtime>,
     addr: SocketAddr,
     fixture: &Arc<Fixture>,
@@ -359,7 +363,7 @@ pub fn async_concurrent(
             .collect::<BenchResult<Vec<_>>>()?,
     );
     let fixture = Arc::clone(fixture);
-    Ok(Case::new(ASYNC_MEMCACHED, move |budget| {
+    Ok(Case::new(label, move |budget| {
         let lent = clients
             .take()
             .ok_or("the async-memcached clients were lost in an earlier run")?;

@@ -52,6 +52,8 @@ pub struct Context {
     pub multi: Arc<Runtime>,
     /// Runtime of the one-caller workloads (`--runtime`).
     pub caller: Arc<Runtime>,
+    /// Current-thread runtime of the W4/W4s rows shown for scale (not in the targets).
+    pub one_thread: Arc<Runtime>,
     /// The protocol `memcache-core` is built with (`--protocol`).
     pub protocol: Protocol,
 }
@@ -250,9 +252,11 @@ impl Section {
                 ]
             }
             Section::W4 => vec![
-                ours::concurrent(&cx.multi, cx, false)?,
+                ours::concurrent(ours::LABEL, &cx.multi, cx, false)?,
                 peers::memcache_concurrent(addr, fx)?,
-                peers::async_concurrent(&cx.multi, addr, fx)?,
+                peers::async_concurrent(peers::ASYNC_MEMCACHED, &cx.multi, addr, fx)?,
+                ours::concurrent(ours::LABEL_ONE_THREAD, &cx.one_thread, cx, false)?,
+                peers::async_concurrent(peers::ASYNC_ONE_THREAD, &cx.one_thread, addr, fx)?,
                 raw_case(RAW_GET_PIPELINED, addr, move |c, deadline| {
                     c.pipelined(&small_get, RAW_WINDOW, deadline)
                 })?,
@@ -263,7 +267,8 @@ impl Section {
             Section::W4s => {
                 let set = Exchange::set_noreply(&fx.set_key, &fx.set_value);
                 vec![
-                    ours::concurrent(&cx.multi, cx, true)?,
+                    ours::concurrent(ours::LABEL, &cx.multi, cx, true)?,
+                    ours::concurrent(ours::LABEL_ONE_THREAD, &cx.one_thread, cx, true)?,
                     raw_case(RAW_SET_NOREPLY_BATCHED, addr, move |c, deadline| {
                         c.noreply(&set, RAW_NOREPLY_BATCH, &check_set, deadline)
                     })?,
