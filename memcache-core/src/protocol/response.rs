@@ -644,6 +644,16 @@ mod tests {
 
     const VALUES: Expect = Expect::one(Kind::Values);
 
+    /// A small deterministic generator (xorshift64) for the randomized tests.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     #[test]
     fn values_at_every_split() {
         let got = decode_all(
@@ -954,13 +964,7 @@ mod tests {
         for line in good.iter().chain(edge.iter()) {
             assert_eq!(value_header(line), by_tokens(line), "{line:?}");
         }
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let alphabet = b" 0123456789kx-\xff";
         for _ in 0..20_000 {
             let mut line = good[(next() % good.len() as u64) as usize].to_vec();
@@ -981,13 +985,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let valid: &[&[u8]] = &[
             b"VALUE k 5 3 9\r\nabc\r\nVALUE kk 0 0\r\n\r\nEND\r\n",
             b"VA 3 f1 c2 W Z X t-1\r\nabc\r\nHD f3\r\nEN\r\nNF\r\nNS\r\nEX\r\n",
