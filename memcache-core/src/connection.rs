@@ -45,6 +45,19 @@ use crate::protocol::response::{Decoder, Expect, Kind, Response};
 const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Initial capacity of a connection's write buffers.
 const OUT_CAPACITY: usize = 16 * 1024;
+/// A write buffer that held more than this (a large value, a large batch) is started over
+/// small once emptied, so that a burst does not pin its size for the connection's life.
+const OUT_KEEP: usize = 1024 * 1024;
+
+/// Empties a write buffer that has been written out, for reuse; `held` is how many bytes
+/// it held (its capacity no longer says so once it has been advanced through).
+fn reuse(buf: &mut BytesMut, held: usize) {
+    if held > OUT_KEEP {
+        *buf = BytesMut::with_capacity(OUT_CAPACITY);
+    } else {
+        buf.clear();
+    }
+}
 /// Smallest free room in the read buffer before reading.
 const READ_ROOM: usize = 8 * 1024;
 /// Replies [`Link::dispatch`] decodes per look at the FIFO.
@@ -497,7 +510,8 @@ impl Link {
         };
         let all = idle && written == state.out.len();
         if all {
-            state.out.clear();
+            let held = state.out.len();
+            reuse(&mut state.out, held);
         } else {
             state.out.advance(written);
             state.wake_driver();
@@ -996,8 +1010,11 @@ struct Driver {
     stream: Arc<Stream>,
     link: Arc<Link>,
     /// Bytes taken from the link's queue, being written. It changes places with the
-    /// link's emptied queue, so neither is allocated again.
+    /// link's emptied queue, so neither is allocated again (unless it grew large, see
+    /// [`reuse`]).
     batch: BytesMut,
+    /// How many bytes `batch` held when taken.
+    batch_held: usize,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
@@ -1009,6 +1026,7 @@ impl Driver {
             stream,
             link,
             batch: BytesMut::with_capacity(OUT_CAPACITY),
+            batch_held: 0,
             timeout: config.timeout,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
             timer_armed: false,
@@ -1035,8 +1053,9 @@ impl Driver {
                     state.writing = false;
                     return Ok(wrote);
                 }
-                self.batch.clear();
+                reuse(&mut self.batch, self.batch_held);
                 std::mem::swap(&mut self.batch, &mut state.out);
+                self.batch_held = self.batch.len();
                 state.writing = true;
             }
             match self.stream.poll_write_ready(cx) {
@@ -1185,5 +1204,31 @@ impl Future for Driver {
         }
         this.link.release_socket();
         Poll::Ready(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write buffer that held a burst is started over small; an ordinary one keeps its
+    /// room (and its allocation).
+    #[test]
+    fn emptied_write_buffers_do_not_keep_a_burst() {
+        let mut big = BytesMut::with_capacity(4 * OUT_KEEP);
+        big.extend_from_slice(&vec![b'x'; 2 * OUT_KEEP]);
+        let held = big.len();
+        big.advance(held);
+        reuse(&mut big, held);
+        assert!(big.is_empty());
+        assert_eq!(big.capacity(), OUT_CAPACITY);
+
+        let mut small = BytesMut::with_capacity(OUT_CAPACITY);
+        small.extend_from_slice(b"mg key v f\r\n");
+        let (held, at) = (small.len(), small.as_ptr());
+        reuse(&mut small, held);
+        assert!(small.is_empty());
+        assert_eq!(small.as_ptr(), at, "the same allocation, from its start");
+        assert!(small.capacity() >= OUT_CAPACITY);
     }
 }
