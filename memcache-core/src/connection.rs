@@ -645,6 +645,11 @@ impl Link {
         for (waiter, response) in done.drain(..) {
             self.complete(waiter, response);
         }
+        // A burst of replies does not pin its lists' size.
+        if decoded.capacity() > 16 * DISPATCH_BATCH {
+            decoded.shrink_to(DISPATCH_BATCH);
+            done.shrink_to(DISPATCH_BATCH);
+        }
         match failure {
             Some(error) => Err(error),
             None if stray => Err(stray_data(input)),

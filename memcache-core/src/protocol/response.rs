@@ -165,6 +165,9 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
     parse_u64(digits).and_then(|n| u32::try_from(n).ok())
 }
 
+/// The most hits a multi-get's list is pre-sized for, from the previous one.
+const MAX_PRESIZE: usize = 1024;
+
 impl Decoder {
     /// A decoder that refuses values larger than `max_value` bytes.
     pub fn new(max_value: usize) -> Self {
@@ -255,8 +258,9 @@ impl Decoder {
                             // keeps the list's room for the next response
                             Response::Value(self.items.pop())
                         } else {
-                            // the next list starts with this one's size: no regrowing
-                            let room = Vec::with_capacity(self.items.len());
+                            // the next list starts with this one's size (up to a point):
+                            // no regrowing
+                            let room = Vec::with_capacity(self.items.len().min(MAX_PRESIZE));
                             Response::Values(std::mem::replace(&mut self.items, room))
                         }
                     } else if line.starts_with(b"VALUE ") {
