@@ -261,6 +261,55 @@ macro_rules! retrieval {
     };
 }
 
+/// The [`OneRequest`] of a storage command (`Store`: `set` and its siblings; `Cas`): its
+/// command, whether it goes noreply, and what it makes of the server's status (`None`
+/// when sent noreply).
+macro_rules! store_request {
+    ($name:ident => $out:ty,
+     command: |$c:ident| $command:expr,
+     noreply: |$n:ident| $noreply:expr,
+     outcome: |$status:ident| $outcome:expr) => {
+        impl<'a, K, V> OneRequest<'a> for $name<'a, K, V>
+        where
+            K: AsRef<[u8]> + Send + Sync + 'a,
+            V: AsRef<[u8]> + Send + Sync + 'a,
+        {
+            type Output = $out;
+
+            fn inner(&self) -> &'a Inner {
+                &self.client.inner
+            }
+
+            fn plan(&self) -> Result<Plan> {
+                let $n = self;
+                self.inner().store_plan(self.key.as_ref(), $noreply)
+            }
+
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+                let $c = self;
+                let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
+                self.inner().encode_store(plan, $command, item, buf);
+            }
+
+            fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
+                let $status = store_status(reply)?;
+                $outcome
+            }
+        }
+    };
+}
+
+/// `true` for the status `done` (or no reply, for noreply: as pymemcache, which returns
+/// `True`), `false` for `NOT_FOUND`.
+fn found(reply: Option<Result<Response>>, done: Status) -> Result<bool> {
+    match store_status(reply)? {
+        None => Ok(true),
+        Some(status) if status == done => Ok(true),
+        Some(Status::NotFound) => Ok(false),
+        Some(other) => Err(mismatched(&Response::Status(other))),
+    }
+}
+
 /// A store-like reply (or none, for noreply) as a status.
 fn store_status(reply: Option<Result<Response>>) -> Result<Option<Status>> {
     match reply {
@@ -594,31 +643,10 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Store<'a, K, V> {
     }
 }
 
-impl<'a, K, V> OneRequest<'a> for Store<'a, K, V>
-where
-    K: AsRef<[u8]> + Send + Sync + 'a,
-    V: AsRef<[u8]> + Send + Sync + 'a,
-{
-    type Output = bool;
-
-    fn inner(&self) -> &'a Inner {
-        &self.client.inner
-    }
-
-    fn plan(&self) -> Result<Plan> {
-        let noreply = self.inner().noreply(self.noreply);
-        self.inner().store_plan(self.key.as_ref(), noreply)
-    }
-
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
-        let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
-        self.inner().encode_store(plan, self.command, item, buf);
-    }
-
-    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
-        Ok(matches!(store_status(reply)?, None | Some(Status::Stored)))
-    }
-}
+store_request!(Store => bool,
+    command: |store| store.command,
+    noreply: |store| store.inner().noreply(store.noreply),
+    outcome: |status| Ok(matches!(status, None | Some(Status::Stored))));
 one_request_future!(
     /// The future of [`Store`] (`set`, `add`, `replace`, `append`, `prepend`).
     StoreFuture for Store<K, V> => bool
@@ -658,36 +686,15 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
     }
 }
 
-impl<'a, K, V> OneRequest<'a> for Cas<'a, K, V>
-where
-    K: AsRef<[u8]> + Send + Sync + 'a,
-    V: AsRef<[u8]> + Send + Sync + 'a,
-{
-    type Output = CasOutcome;
-
-    fn inner(&self) -> &'a Inner {
-        &self.client.inner
-    }
-
-    fn plan(&self) -> Result<Plan> {
-        self.inner().store_plan(self.key.as_ref(), self.noreply)
-    }
-
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
-        let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
-        let command = StoreCommand::Cas(self.token.0);
-        self.inner().encode_store(plan, command, item, buf);
-    }
-
-    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<CasOutcome> {
-        match store_status(reply)? {
-            None | Some(Status::Stored) => Ok(CasOutcome::Stored),
-            Some(Status::Exists) => Ok(CasOutcome::Exists),
-            Some(Status::NotFound) => Ok(CasOutcome::NotFound),
-            Some(other) => Err(mismatched(&Response::Status(other))),
-        }
-    }
-}
+store_request!(Cas => CasOutcome,
+command: |cas| StoreCommand::Cas(cas.token.0),
+noreply: |cas| cas.noreply,
+outcome: |status| match status {
+    None | Some(Status::Stored) => Ok(CasOutcome::Stored),
+    Some(Status::Exists) => Ok(CasOutcome::Exists),
+    Some(Status::NotFound) => Ok(CasOutcome::NotFound),
+    Some(other) => Err(mismatched(&Response::Status(other))),
+});
 one_request_future!(
     /// The future of [`Cas`].
     CasFuture for Cas<K, V> => CasOutcome
@@ -829,11 +836,7 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
     }
 
     fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
-        match store_status(reply)? {
-            None | Some(Status::Deleted) => Ok(true),
-            Some(Status::NotFound) => Ok(false),
-            Some(other) => Err(mismatched(&Response::Status(other))),
-        }
+        found(reply, Status::Deleted)
     }
 }
 one_request_future!(
@@ -1017,11 +1020,7 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
     }
 
     fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
-        match store_status(reply)? {
-            None | Some(Status::Touched) => Ok(true),
-            Some(Status::NotFound) => Ok(false),
-            Some(other) => Err(mismatched(&Response::Status(other))),
-        }
+        found(reply, Status::Touched)
     }
 }
 one_request_future!(
