@@ -359,11 +359,9 @@ struct LinkState {
     quiet_keys: Vec<u8>,
     /// When the first of them was issued.
     quiet_since: Instant,
-    /// The link has closed (the driver ended or the connection failed): no request may be
-    /// queued here any more.
-    closed: bool,
-    /// Why it closed, for a solo caller still waiting.
-    failure: Option<Error>,
+    /// Why the link closed (the connection failed; a driver that simply ended reads as
+    /// `UnexpectedClose`). Once set, no request may be queued here any more.
+    closed: Option<Error>,
     /// No client refers to this link any more: the driver ends once it is idle.
     abandoned: bool,
     /// The driver's waker, while it waits.
@@ -426,8 +424,7 @@ impl Link {
                 quiet_run: false,
                 quiet_keys: Vec::new(),
                 quiet_since: Instant::now(),
-                closed: false,
-                failure: None,
+                closed: None,
                 abandoned: false,
                 driver: None,
             }),
@@ -463,7 +460,7 @@ impl Link {
         request: Request<E>,
     ) -> std::result::Result<Sent<E>, Request<E>> {
         let mut state = self.lock();
-        if state.closed {
+        if state.closed.is_some() {
             return Err(request);
         }
         if state.out.len() >= WRITE_HIGH_WATER {
@@ -624,9 +621,9 @@ impl Link {
         let mut mine = None;
         let stray = {
             let mut state = self.lock();
-            if state.closed {
+            if let Some(error) = &state.closed {
                 decoded.clear();
-                return Err(state.failure.clone().unwrap_or(Error::UnexpectedClose));
+                return Err(error.clone());
             }
             for response in decoded.drain(..) {
                 let Some(entry) = state.pending.pop_front() else {
@@ -690,11 +687,10 @@ impl Link {
     fn fail(&self, error: &Error) -> Error {
         let (waiters, solo, driver) = {
             let mut state = self.lock();
-            if state.closed {
-                return state.failure.clone().unwrap_or(Error::UnexpectedClose);
+            if let Some(earlier) = &state.closed {
+                return earlier.clone();
             }
-            state.closed = true;
-            state.failure = Some(error.clone());
+            state.closed = Some(error.clone());
             state.out.clear();
             state.quiet_run = false;
             state.quiet_keys.clear();
@@ -731,10 +727,9 @@ impl Link {
     fn poll_solo(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<Response>> {
         {
             let mut state = self.lock();
-            if state.closed {
+            if let Some(error) = &state.closed {
                 // The connection failed meanwhile (the driver enforces the deadline).
-                let error = state.failure.clone().unwrap_or(Error::UnexpectedClose);
-                return Poll::Ready(Err(error));
+                return Poll::Ready(Err(error.clone()));
             }
             match &state.solo {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -761,7 +756,7 @@ impl Link {
     /// Closes the link of a driver that has finished (abandoned and idle, or already
     /// failed): nothing more can be queued.
     fn close(&self) {
-        self.lock().closed = true;
+        self.lock().closed.get_or_insert(Error::UnexpectedClose);
     }
 
     /// Lets the socket go once the driver has ended (it closes when the last solo caller
@@ -1153,7 +1148,7 @@ impl Driver {
     fn drive(&mut self, cx: &mut Context<'_>) -> Result<bool> {
         {
             let mut state = self.link.lock();
-            if state.closed {
+            if state.closed.is_some() {
                 return Ok(true);
             }
             match &state.driver {
