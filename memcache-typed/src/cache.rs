@@ -265,6 +265,11 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         T::TTL.unwrap_or(0)
     }
 
+    /// A call's noreply setting, or else the client's default.
+    fn noreply(&self, call: Option<bool>) -> bool {
+        call.unwrap_or_else(|| self.shared.client.default_noreply())
+    }
+
     /// Decodes a value read under `key`: a mismatch is a miss, counted and logged.
     fn decode(&self, key: &str, value: Option<Value>) -> Result<Option<T>, Error> {
         let counters = &self.shared.counters;
@@ -932,6 +937,23 @@ enum StoreKind {
     Replace,
 }
 
+/// `IntoFuture` for a typed command builder: its `run`, boxed.
+macro_rules! cache_future {
+    ($name:ident<$($g:ident),*> => $out:ty, where $($bound:tt)*) => {
+        impl<'a, $($g),*> IntoFuture for $name<'a, $($g),*>
+        where
+            $($bound)*
+        {
+            type Output = Result<$out, Error>;
+            type IntoFuture = CacheFuture<'a, $out>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.run())
+            }
+        }
+    };
+}
+
 macro_rules! debug_builder {
     ($name:ident<$($g:ident),*> { $($field:ident),* }) => {
         impl<$($g),*> fmt::Debug for $name<'_, $($g),*>
@@ -983,24 +1005,15 @@ impl<'a, T: Cacheable, C: Codec> Store<'a, T, C> {
             StoreKind::Add => client.add(key, encoded.data),
             StoreKind::Replace => client.replace(key, encoded.data),
         };
-        let mut command = command
+        let command = command
             .flags(encoded.flags)
-            .ttl(self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl));
-        if let Some(noreply) = self.noreply {
-            command = command.noreply(noreply);
-        }
+            .ttl(self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl))
+            .noreply(self.cache.noreply(self.noreply));
         Ok(command.await?)
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> IntoFuture for Store<'a, T, C> {
-    type Output = Result<bool, Error>;
-    type IntoFuture = CacheFuture<'a, bool>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(Store<T, C> => bool, where T: Cacheable, C: Codec);
 
 /// Many typed `set`s: see [`Cache::set_many`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1054,16 +1067,14 @@ impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
         }
         let mut not_stored = Vec::new();
         for (flags, items) in batches {
-            let mut command = self
+            let command = self
                 .cache
                 .shared
                 .client
                 .set_many(items)
                 .flags(flags)
-                .ttl(ttl);
-            if let Some(noreply) = self.noreply {
-                command = command.noreply(noreply);
-            }
+                .ttl(ttl)
+                .noreply(self.cache.noreply(self.noreply));
             for Indexed(index, _) in command.await? {
                 not_stored.extend(keys[index].take());
             }
@@ -1072,19 +1083,7 @@ impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
     }
 }
 
-impl<'a, T, C> IntoFuture for SetMany<'a, T, C>
-where
-    T: Cacheable,
-    T::Key: Send,
-    C: Codec,
-{
-    type Output = Result<Vec<T::Key>, Error>;
-    type IntoFuture = CacheFuture<'a, Vec<T::Key>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(SetMany<T, C> => Vec<T::Key>, where T: Cacheable, T::Key: Send, C: Codec);
 
 /// A typed `cas`: see [`Cache::cas`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1127,14 +1126,7 @@ impl<'a, T: Cacheable, C: Codec> Cas<'a, T, C> {
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> IntoFuture for Cas<'a, T, C> {
-    type Output = Result<CasOutcome, Error>;
-    type IntoFuture = CacheFuture<'a, CasOutcome>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(Cas<T, C> => CasOutcome, where T: Cacheable, C: Codec);
 
 /// A typed `delete`: see [`Cache::delete`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1153,22 +1145,12 @@ impl<'a, T: Cacheable, C: Codec> Delete<'a, T, C> {
     }
 
     async fn run(self) -> Result<bool, Error> {
-        let mut command = self.cache.shared.client.delete(self.key?);
-        if let Some(noreply) = self.noreply {
-            command = command.noreply(noreply);
-        }
-        Ok(command.await?)
+        let command = self.cache.shared.client.delete(self.key?);
+        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> IntoFuture for Delete<'a, T, C> {
-    type Output = Result<bool, Error>;
-    type IntoFuture = CacheFuture<'a, bool>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(Delete<T, C> => bool, where T: Cacheable, C: Codec);
 
 /// Many typed `delete`s: see [`Cache::delete_many`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1187,22 +1169,12 @@ impl<'a, T: Cacheable, C: Codec> DeleteMany<'a, T, C> {
     }
 
     async fn run(self) -> Result<(), Error> {
-        let mut command = self.cache.shared.client.delete_many(self.keys?);
-        if let Some(noreply) = self.noreply {
-            command = command.noreply(noreply);
-        }
-        Ok(command.await?)
+        let command = self.cache.shared.client.delete_many(self.keys?);
+        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> IntoFuture for DeleteMany<'a, T, C> {
-    type Output = Result<(), Error>;
-    type IntoFuture = CacheFuture<'a, ()>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(DeleteMany<T, C> => (), where T: Cacheable, C: Codec);
 
 /// A typed `touch`: see [`Cache::touch`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1230,22 +1202,12 @@ impl<'a, T: Cacheable, C: Codec> Touch<'a, T, C> {
 
     async fn run(self) -> Result<bool, Error> {
         let ttl = self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl);
-        let mut command = self.cache.shared.client.touch(self.key?, ttl);
-        if let Some(noreply) = self.noreply {
-            command = command.noreply(noreply);
-        }
-        Ok(command.await?)
+        let command = self.cache.shared.client.touch(self.key?, ttl);
+        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> IntoFuture for Touch<'a, T, C> {
-    type Output = Result<bool, Error>;
-    type IntoFuture = CacheFuture<'a, bool>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(Touch<T, C> => bool, where T: Cacheable, C: Codec);
 
 /// A compare-and-swap loop: see [`Cache::update`].
 #[must_use = "a command does nothing until it is awaited"]
@@ -1327,19 +1289,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_micros(random % (micros + 1))
 }
 
-impl<'a, T, C, F> IntoFuture for Update<'a, T, C, F>
-where
-    T: Cacheable + Send,
-    C: Codec,
-    F: FnMut(T) -> T + Send + 'a,
-{
-    type Output = Result<Option<T>, Error>;
-    type IntoFuture = CacheFuture<'a, Option<T>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
+cache_future!(Update<T, C, F> => Option<T>, where T: Cacheable + Send, C: Codec, F: FnMut(T) -> T + Send + 'a);
 
 #[cfg(test)]
 mod tests {
