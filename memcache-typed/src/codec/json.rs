@@ -1,8 +1,7 @@
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{layout_flags, Codec, Decoded, Encoded, JSON_CODEC_ID};
+use super::{layout_encoded, layout_mismatch, Codec, Decoded, Encoded, JSON_CODEC_ID};
 use crate::{DecodeError, EncodeError};
 
 /// JSON (serde_json), for values other programs read as text. Feature `json`.
@@ -23,14 +22,8 @@ impl Codec for Json {
         value: &T,
         schema: u32,
     ) -> Result<Encoded, EncodeError> {
-        let data = serde_json::to_vec(value).map_err(|e| EncodeError::Serialize {
-            codec: Self::NAME,
-            message: e.to_string(),
-        })?;
-        Ok(Encoded {
-            data: Bytes::from(data),
-            flags: layout_flags(JSON_CODEC_ID, schema),
-        })
+        let serialized = serde_json::to_vec(value);
+        layout_encoded(Self::NAME, JSON_CODEC_ID, schema, serialized)
     }
 
     fn decode<T: DeserializeOwned>(
@@ -39,12 +32,8 @@ impl Codec for Json {
         flags: u32,
         schema: u32,
     ) -> Result<Decoded<T>, DecodeError> {
-        let expected = layout_flags(JSON_CODEC_ID, schema);
-        if flags != expected {
-            return Ok(Decoded::Mismatch {
-                expected_flags: Some(expected),
-                found_flags: flags,
-            });
+        if let Some(mismatch) = layout_mismatch(JSON_CODEC_ID, schema, flags) {
+            return Ok(mismatch);
         }
         serde_json::from_slice(data)
             .map(Decoded::Value)

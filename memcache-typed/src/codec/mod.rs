@@ -84,6 +84,34 @@ pub const fn layout_flags(codec_id: u8, schema: u32) -> u32 {
     (schema & 0x00FF_FFFF) << 8 | codec_id as u32
 }
 
+/// The [`Encoded`] form of bytes serialized by a codec that follows the
+/// [layout](self#flags-layout), or that codec's serialize error.
+fn layout_encoded<E: std::fmt::Display>(
+    codec: &'static str,
+    codec_id: u8,
+    schema: u32,
+    serialized: Result<Vec<u8>, E>,
+) -> Result<Encoded, EncodeError> {
+    let data = serialized.map_err(|e| EncodeError::Serialize {
+        codec,
+        message: e.to_string(),
+    })?;
+    Ok(Encoded {
+        data: Bytes::from(data),
+        flags: layout_flags(codec_id, schema),
+    })
+}
+
+/// [`Decoded::Mismatch`] when `flags` are not the [layout](self#flags-layout)'s for
+/// `codec_id` and `schema`; `None` when they are.
+fn layout_mismatch<T>(codec_id: u8, schema: u32, flags: u32) -> Option<Decoded<T>> {
+    let expected = layout_flags(codec_id, schema);
+    (flags != expected).then_some(Decoded::Mismatch {
+        expected_flags: Some(expected),
+        found_flags: flags,
+    })
+}
+
 /// A value encoded by a [`Codec`]: the bytes to store and their flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

@@ -1,8 +1,7 @@
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{layout_flags, Codec, Decoded, Encoded, MESSAGEPACK_CODEC_ID};
+use super::{layout_encoded, layout_mismatch, Codec, Decoded, Encoded, MESSAGEPACK_CODEC_ID};
 use crate::{DecodeError, EncodeError};
 
 /// How deeply arrays and maps may nest in a decoded value. rmp-serde's own
@@ -48,14 +47,8 @@ impl Codec for MessagePack {
         value: &T,
         schema: u32,
     ) -> Result<Encoded, EncodeError> {
-        let data = rmp_serde::to_vec_named(value).map_err(|e| EncodeError::Serialize {
-            codec: Self::NAME,
-            message: e.to_string(),
-        })?;
-        Ok(Encoded {
-            data: Bytes::from(data),
-            flags: layout_flags(MESSAGEPACK_CODEC_ID, schema),
-        })
+        let serialized = rmp_serde::to_vec_named(value);
+        layout_encoded(Self::NAME, MESSAGEPACK_CODEC_ID, schema, serialized)
     }
 
     fn decode<T: DeserializeOwned>(
@@ -64,12 +57,8 @@ impl Codec for MessagePack {
         flags: u32,
         schema: u32,
     ) -> Result<Decoded<T>, DecodeError> {
-        let expected = layout_flags(MESSAGEPACK_CODEC_ID, schema);
-        if flags != expected {
-            return Ok(Decoded::Mismatch {
-                expected_flags: Some(expected),
-                found_flags: flags,
-            });
+        if let Some(mismatch) = layout_mismatch(MESSAGEPACK_CODEC_ID, schema, flags) {
+            return Ok(mismatch);
         }
         let corrupt = |message: String| DecodeError::Deserialize {
             codec: Self::NAME,
