@@ -91,57 +91,17 @@ pub fn get(rt: &Arc<Runtime>, cx: &Context, large: bool) -> BenchResult<Case> {
     )
 }
 
-/// W2: acknowledged `set` (`.noreply(false)`), one at a time.
+/// W2: `set` one at a time, acknowledged (`.noreply(false)`) or with noreply, one caller
+/// awaiting each call; then one acknowledged `get` of the key (verified), so that every
+/// set is counted once the server has done it.
 ///
 /// # Errors
 /// When the client cannot be built.
-pub fn set_acknowledged(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Case> {
+pub fn set(rt: &Arc<Runtime>, cx: &Context, noreply: bool) -> BenchResult<Case> {
     Ok(
-        Setup::new(rt, cx)?.case(|client, fixture, deadline| async move {
-            let (key, value) = (fixture.set_key.as_str(), fixture.set_value.as_slice());
-            let mut done = 0;
-            loop {
-                if !client.set(key, value).noreply(false).await? {
-                    return Err("set: NOT_STORED".into());
-                }
-                done += 1;
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            check_value(
-                "set",
-                client.get(key).await?.as_ref().map(|v| &v.data[..]),
-                value,
-            )?;
-            Ok(done)
-        }),
-    )
-}
-
-/// W2 noreply: `set` with noreply, one caller awaiting each call, then one acknowledged
-/// `get` of the key (verified) so that every set is counted once the server has done it.
-///
-/// # Errors
-/// When the client cannot be built.
-pub fn set_noreply(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Case> {
-    Ok(
-        Setup::new(rt, cx)?.case(|client, fixture, deadline| async move {
-            let (key, value) = (fixture.set_key.as_str(), fixture.set_value.as_slice());
-            let mut done = 0;
-            loop {
-                client.set(key, value).noreply(true).await?;
-                done += 1;
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            check_value(
-                "set noreply",
-                client.get(key).await?.as_ref().map(|v| &v.data[..]),
-                value,
-            )?;
-            check_noreply_errors(&client)?;
+        Setup::new(rt, cx)?.case(move |client, fixture, deadline| async move {
+            let done = sets_until(&client, &fixture, deadline, noreply).await?;
+            check_sets(&client, &fixture).await?;
             Ok(done)
         }),
     )
@@ -205,7 +165,7 @@ pub fn concurrent(
                     let (client, fixture) = (client.clone(), Arc::clone(&fixture));
                     tasks.push(tokio::spawn(async move {
                         if sets {
-                            sets_until(&client, &fixture, deadline).await
+                            sets_until(&client, &fixture, deadline, true).await
                         } else {
                             gets_until(&client, &fixture, deadline).await
                         }
@@ -216,13 +176,7 @@ pub fn concurrent(
                     done += task.await??;
                 }
                 if sets {
-                    let (key, value) = (fixture.set_key.as_str(), &fixture.set_value);
-                    check_value(
-                        "set noreply",
-                        client.get(key).await?.as_ref().map(|v| &v.data[..]),
-                        value,
-                    )?;
-                    check_noreply_errors(&client)?;
+                    check_sets(&client, &fixture).await?;
                 }
                 Ok(done)
             })
@@ -257,14 +211,31 @@ async fn gets_until(client: &Client, fixture: &Fixture, deadline: Instant) -> Be
     Ok(done)
 }
 
-async fn sets_until(client: &Client, fixture: &Fixture, deadline: Instant) -> BenchResult<u64> {
+/// `set`s of the key until the deadline (at least one), acknowledged or noreply.
+async fn sets_until(
+    client: &Client,
+    fixture: &Fixture,
+    deadline: Instant,
+    noreply: bool,
+) -> BenchResult<u64> {
     let (key, value) = (fixture.set_key.as_str(), fixture.set_value.as_slice());
     let mut done = 0;
     loop {
-        client.set(key, value).noreply(true).await?;
+        if !client.set(key, value).noreply(noreply).await? && !noreply {
+            return Err("set: NOT_STORED".into());
+        }
         done += 1;
         if Instant::now() >= deadline {
             return Ok(done);
         }
     }
+}
+
+/// After sets: the key reads back as the value written, and no noreply write was reported
+/// failed.
+async fn check_sets(client: &Client, fixture: &Fixture) -> BenchResult<()> {
+    let (key, value) = (fixture.set_key.as_str(), &fixture.set_value);
+    let stored = client.get(key).await?;
+    check_value("set", stored.as_ref().map(|v| &v.data[..]), value)?;
+    check_noreply_errors(client)
 }

@@ -216,7 +216,7 @@ impl Section {
                 let set = Exchange::set(&fx.set_key, &fx.set_value);
                 let tokio_set = set.clone();
                 vec![
-                    ours::set_acknowledged(&cx.caller, cx)?,
+                    ours::set(&cx.caller, cx, false)?,
                     peers::memcache_set(addr, fx)?,
                     peers::async_set(&cx.caller, addr, fx)?,
                     raw_case(RAW_SET, addr, move |c, deadline| {
@@ -230,7 +230,7 @@ impl Section {
             Section::W2Noreply => {
                 let set = Exchange::set_noreply(&fx.set_key, &fx.set_value);
                 vec![
-                    ours::set_noreply(&cx.caller, cx)?,
+                    ours::set(&cx.caller, cx, true)?,
                     raw_case(RAW_SET_NOREPLY, addr, move |c, deadline| {
                         c.noreply(&set, 1, &check_set, deadline)
                     })?,
