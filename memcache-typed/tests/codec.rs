@@ -1,6 +1,8 @@
 //! The MessagePack and JSON codecs: flags layout, mismatches, corrupt data and
 //! schema evolution.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use memcache_typed::codec::{layout_flags, JSON_CODEC_ID, MESSAGEPACK_CODEC_ID};
@@ -160,13 +162,7 @@ fn messagepack_corrupt_bytes_are_errors() {
 
 #[test]
 fn messagepack_random_garbage_never_panics() {
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = common::xorshift(0x2545_F491_4F6C_DD1D);
     let valid = MessagePack.encode(&ann(), SCHEMA).unwrap().data.to_vec();
     for _ in 0..3000 {
         // Random bytes, and the valid encoding with a few bytes flipped.

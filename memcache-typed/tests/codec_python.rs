@@ -4,6 +4,8 @@
 //! `tests/fixtures/make_python_fixtures.py` with pymemcache's own serializer
 //! functions (`python_memcache_serializer` and `CompressedSerde`).
 
+mod common;
+
 use std::io::Read;
 
 use memcache_typed::{Codec, DecodeError, Decoded, EncodeError, MessagePack, Pymemcache};
@@ -329,13 +331,7 @@ fn corrupt_and_oversized_zlib_are_errors() {
 #[test]
 fn garbage_never_panics() {
     let codec = Pymemcache::new();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..2000 {
         let len = (next() % 64) as usize;
         let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -1,5 +1,7 @@
 //! Key encoding through the public API: golden strings, injectivity, long keys.
 
+mod common;
+
 use std::collections::HashMap;
 
 use memcache_typed::key::MAX_KEY_LEN;
@@ -134,13 +136,7 @@ fn hashed_keys_never_equal_unhashed_keys() {
 
 #[test]
 fn every_value_gives_a_valid_key() {
-    let mut seed = 0x0123_4567_89AB_CDEFu64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = common::xorshift(0x0123_4567_89AB_CDEF);
     for _ in 0..2000 {
         let len = (next() % 400) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
