@@ -34,4 +34,4 @@ pub mod raw;
 pub use fault_proxy::{FaultMode, FaultProxy};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
-pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats};
+pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};

@@ -153,6 +153,25 @@ pub fn raw_delete(addr: &str, key: &str) -> bool {
     }
 }
 
+/// The remaining time to live memcached holds for `key` (`mg <key> t`, memcached 1.6):
+/// `None` for a miss, `Some(-1)` for no expiry.
+///
+/// # Panics
+///
+/// On any failure or another reply.
+pub fn raw_ttl(addr: &str, key: &str) -> Option<i64> {
+    let reply = raw_command(addr, format!("mg {key} t\r\n").as_bytes());
+    let text = String::from_utf8(reply).expect("mg reply is text");
+    if text == "EN\r\n" {
+        return None;
+    }
+    let ttl = text
+        .strip_prefix("HD t")
+        .and_then(|rest| rest.strip_suffix("\r\n"))
+        .unwrap_or_else(|| panic!("unexpected reply to `mg {key} t`: {text:?}"));
+    Some(ttl.parse().expect("mg t is a number"))
+}
+
 /// The general statistics (`stats`) as a name -> value map, e.g. `"curr_connections"`,
 /// `"cmd_get"`, `"curr_items"`.
 ///

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use memcache_core::{CasOutcome, CasToken, Client, Error, Protocol, Value};
-use memcache_tests::{raw_command, raw_get, raw_set, raw_stats, Memcached};
+use memcache_tests::{raw_command, raw_get, raw_set, raw_stats, raw_ttl, Memcached};
 
 fn client(server: &Memcached, protocol: Protocol) -> Client {
     Client::builder()
@@ -49,21 +49,6 @@ fn value(data: &str, flags: u32) -> Value {
         data: Bytes::copy_from_slice(data.as_bytes()),
         flags,
     }
-}
-
-/// The remaining TTL the server holds for `key`, read with the meta command `mg <key> t`:
-/// `Some(-1)` for no expiry, `None` for a miss.
-fn server_ttl(addr: &str, key: &str) -> Option<i64> {
-    let reply = raw_command(addr, format!("mg {key} t\r\n").as_bytes());
-    let text = String::from_utf8(reply).expect("mg reply is text");
-    if text == "EN\r\n" {
-        return None;
-    }
-    let ttl = text
-        .strip_prefix("HD t")
-        .and_then(|rest| rest.strip_suffix("\r\n"))
-        .unwrap_or_else(|| panic!("unexpected mg reply {text:?}"));
-    Some(ttl.parse().expect("mg t is a number"))
 }
 
 async fn get_gets_gat_gats_hits_and_misses(protocol: Protocol) {
@@ -176,13 +161,13 @@ async fn set_with_flags_and_ttl_is_read_back_from_the_server(protocol: Protocol)
         raw_get(&addr, "flagged"),
         Some((0xdead_beef, b"data".to_vec()))
     );
-    let ttl = server_ttl(&addr, "flagged").expect("stored");
+    let ttl = raw_ttl(&addr, "flagged").expect("stored");
     assert!((98..=100).contains(&ttl), "ttl {ttl}");
 
     // Default: noreply, no flags, no expiry.
     client.set("plain", "x").await.unwrap();
     assert_eq!(client.get("plain").await.unwrap(), Some(value("x", 0)));
-    assert_eq!(server_ttl(&addr, "plain"), Some(-1));
+    assert_eq!(raw_ttl(&addr, "plain"), Some(-1));
 
     // Binary data with CRLF inside and an empty value round-trip.
     let binary: Vec<u8> = (0..=255u8).chain(*b"\r\nEND\r\n").collect();
@@ -331,14 +316,14 @@ async fn touch_delete_and_delete_many(protocol: Protocol) {
 
     assert!(!client.touch("missing", 10).noreply(false).await.unwrap());
     client.set("k", "v").noreply(false).await.unwrap();
-    assert_eq!(server_ttl(&addr, "k"), Some(-1));
+    assert_eq!(raw_ttl(&addr, "k"), Some(-1));
     assert!(client.touch("k", 300).noreply(false).await.unwrap());
-    let ttl = server_ttl(&addr, "k").unwrap();
+    let ttl = raw_ttl(&addr, "k").unwrap();
     assert!((298..=300).contains(&ttl), "ttl {ttl}");
     // noreply touch (the default) is applied too.
     assert!(client.touch("k", 0).await.unwrap());
     client.version().await.unwrap(); // the touch has been processed once this answers
-    assert_eq!(server_ttl(&addr, "k"), Some(-1));
+    assert_eq!(raw_ttl(&addr, "k"), Some(-1));
 
     assert!(client.delete("k").noreply(false).await.unwrap());
     assert!(!client.delete("k").noreply(false).await.unwrap());
@@ -381,7 +366,7 @@ async fn set_many_reports_what_was_not_stored(protocol: Protocol) {
         .await
         .unwrap();
     assert!(stored.is_empty(), "nothing failed: {stored:?}");
-    assert_eq!(server_ttl(&server.addr(), "b").map(|t| t > 90), Some(true));
+    assert_eq!(raw_ttl(&server.addr(), "b").map(|t| t > 90), Some(true));
 
     // noreply (the default): returns at once, readable by the next command.
     let items: Vec<(String, String)> = (0..50)
@@ -516,7 +501,7 @@ async fn gat_changes_the_ttl(protocol: Protocol) {
         client.gat("touched", 100).await.unwrap(),
         Some(value("t", 0))
     );
-    let ttl = server_ttl(&addr, "touched").unwrap();
+    let ttl = raw_ttl(&addr, "touched").unwrap();
     assert!((98..=100).contains(&ttl), "ttl {ttl}");
 
     assert_eq!(client.gats("never-set", 100).await.unwrap(), None);

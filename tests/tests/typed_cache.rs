@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use memcache_tests::{raw_command, raw_get, raw_set, raw_stats, Memcached};
+use memcache_tests::{raw_get, raw_set, raw_stats, raw_ttl, Memcached};
 use memcache_typed::codec::{layout_flags, JSON_CODEC_ID, MESSAGEPACK_CODEC_ID};
 use memcache_typed::{
     Cache, CacheStats, Cacheable, CasOutcome, Client, Codec, Error, Json, MessagePack,
@@ -89,20 +89,6 @@ fn client(server: &Memcached) -> Client {
         .expect("client builds")
 }
 
-/// The remaining TTL the server holds for `key` (`mg <key> t`): `-1` for no expiry.
-fn server_ttl(addr: &str, key: &str) -> Option<i64> {
-    let reply = String::from_utf8(raw_command(addr, format!("mg {key} t\r\n").as_bytes()))
-        .expect("mg reply is text");
-    if reply == "EN\r\n" {
-        return None;
-    }
-    let ttl = reply
-        .strip_prefix("HD t")
-        .and_then(|rest| rest.strip_suffix("\r\n"))
-        .unwrap_or_else(|| panic!("unexpected mg reply {reply:?}"));
-    Some(ttl.parse().expect("mg t is a number"))
-}
-
 fn stats(hits: u64, misses: u64, mismatches: u64, loads: u64) -> CacheStats {
     let mut stats = CacheStats::default();
     stats.hits = hits;
@@ -127,7 +113,7 @@ async fn derived_type_round_trips() {
     let (flags, data) = raw_get(&addr, "user:42").expect("stored under user:42");
     assert_eq!(flags, layout_flags(MESSAGEPACK_CODEC_ID, User::SCHEMA));
     assert!(data.windows(4).any(|w| w == b"name"), "named fields");
-    let ttl = server_ttl(&addr, "user:42").expect("present");
+    let ttl = raw_ttl(&addr, "user:42").expect("present");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
     assert_eq!(users.memcached_key(&42).unwrap(), "user:42");
 
@@ -167,7 +153,7 @@ async fn get_many_and_set_many() {
         .noreply(false)
         .await
         .unwrap();
-    let ttl = server_ttl(&server.addr(), "user:1").expect("present");
+    let ttl = raw_ttl(&server.addr(), "user:1").expect("present");
     assert!((55..=60).contains(&ttl), "ttl {ttl}");
 
     users
@@ -300,7 +286,7 @@ async fn hand_written_impl() {
     assert_eq!(sessions.get(&"tok en".to_owned()).await.unwrap(), Some(s));
     let (flags, _) = raw_get(&server.addr(), "session:tok%20en").expect("stored");
     assert_eq!(flags, layout_flags(MESSAGEPACK_CODEC_ID, 0x00C0_FFEE));
-    let ttl = server_ttl(&server.addr(), "session:tok%20en").unwrap();
+    let ttl = raw_ttl(&server.addr(), "session:tok%20en").unwrap();
     assert!((1795..=1800).contains(&ttl), "ttl {ttl}");
 }
 
@@ -328,17 +314,17 @@ async fn add_replace_gets_cas_touch() {
     assert_eq!(users.cas(&ann, token).await.unwrap(), CasOutcome::Stored);
     assert_eq!(users.cas(&bob, token).await.unwrap(), CasOutcome::Exists);
     assert_eq!(users.get(&1).await.unwrap(), Some(ann.clone()));
-    let ttl = server_ttl(&addr, "user:1").unwrap();
+    let ttl = raw_ttl(&addr, "user:1").unwrap();
     assert!(
         (295..=300).contains(&ttl),
         "cas keeps the type's ttl: {ttl}"
     );
 
     assert!(users.touch(&1).ttl(1000).noreply(false).await.unwrap());
-    let ttl = server_ttl(&addr, "user:1").unwrap();
+    let ttl = raw_ttl(&addr, "user:1").unwrap();
     assert!((995..=1000).contains(&ttl), "touched: {ttl}");
     assert!(users.touch(&1).noreply(false).await.unwrap());
-    let ttl = server_ttl(&addr, "user:1").unwrap();
+    let ttl = raw_ttl(&addr, "user:1").unwrap();
     assert!(
         (295..=300).contains(&ttl),
         "touched to the type's ttl: {ttl}"

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use memcache_tests::{raw_command, raw_get, raw_set, Memcached};
+use memcache_tests::{raw_get, raw_set, raw_ttl, Memcached};
 use memcache_typed::{Cache, Client, LoadError};
 use tokio::sync::oneshot;
 
@@ -34,16 +34,6 @@ fn users(server: &Memcached) -> Cache<User> {
         .build()
         .expect("client builds");
     Cache::new(client)
-}
-
-/// The remaining TTL the server holds for `key` (`mg <key> t`).
-fn server_ttl(addr: &str, key: &str) -> Option<i64> {
-    let reply = String::from_utf8(raw_command(addr, format!("mg {key} t\r\n").as_bytes()))
-        .expect("mg reply is text");
-    reply
-        .strip_prefix("HD t")
-        .and_then(|rest| rest.strip_suffix("\r\n"))
-        .map(|ttl| ttl.parse().expect("mg t is a number"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -81,7 +71,7 @@ async fn one_hundred_concurrent_callers_share_one_load() {
     // Stored with the type's TTL (noreply by default: a round trip on the same connection
     // makes sure the server has it); the next call is a hit and loads nothing.
     users.client().version().await.unwrap();
-    let ttl = server_ttl(&server.addr(), "user:7").expect("stored");
+    let ttl = raw_ttl(&server.addr(), "user:7").expect("stored");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
     let again = users
         .get_or_load(&7, |_| async {
@@ -305,7 +295,7 @@ async fn get_many_or_load_loads_exactly_the_missing_keys_once() {
 
     // The loaded value was stored with the type's TTL.
     users.client().version().await.unwrap();
-    let ttl = server_ttl(&server.addr(), "user:3").expect("stored");
+    let ttl = raw_ttl(&server.addr(), "user:3").expect("stored");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
 
     // Everything cached now: the loader is not called.
