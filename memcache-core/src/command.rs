@@ -477,9 +477,12 @@ fn line_up<K: AsRef<[u8]>>(
     let mut found: Vec<Option<Item>> = keys.iter().map(|_| None).collect();
     let mut cursor = 0;
     for item in items {
-        let index = (cursor..keys.len())
-            .chain(0..cursor)
-            .find(|&i| is_key(prefix, keys[i].as_ref(), &item.key))
+        let answers = |i: &usize| is_key(prefix, keys[*i].as_ref(), &item.key);
+        // the next key in order, then the others (a key asked for twice, or a proxy that
+        // reorders)
+        let index = Some(cursor)
+            .filter(|i| *i < keys.len() && answers(i))
+            .or_else(|| (cursor..keys.len()).chain(0..cursor).find(answers))
             .ok_or_else(|| {
                 Error::UnknownResponse("a value for a key that was not requested".into())
             })?;

@@ -403,12 +403,16 @@ impl Decoder {
         let Some((key_len, flags, size, cas)) = value_header(line) else {
             return Err(unknown("malformed VALUE line", line));
         };
-        let key = 6..6 + key_len;
-        let Some((block, data)) = self.block(buf, nl, size)? else {
+        let Some(total) = self.block_len(buf, nl, size)? else {
             return Ok(false);
         };
+        let mut data = buf.split_to(total).freeze();
+        let key = data.slice(6..6 + key_len);
+        // the block becomes the data: one reference count less to take and drop
+        data.advance(nl + 1);
+        data.truncate(size as usize);
         self.items.push(Item {
-            key: block.slice(key),
+            key,
             flags,
             cas,
             data,
@@ -417,26 +421,8 @@ impl Decoder {
         Ok(true)
     }
 
-    /// Takes a header line ending at `nl` followed by a `size`-byte data block and CRLF:
-    /// the whole block (header included, to slice the key from) and the data.
-    /// `Ok(None)`: the block has not all arrived (room is reserved for it, once the size is
-    /// known to be within the limit).
-    fn block(
-        &mut self,
-        buf: &mut BytesMut,
-        nl: usize,
-        size: u64,
-    ) -> Result<Option<(Bytes, Bytes)>, Error> {
-        let Some(total) = self.block_len(buf, nl, size)? else {
-            return Ok(None);
-        };
-        let block = buf.split_to(total).freeze();
-        let data = block.slice(nl + 1..total - 2);
-        Ok(Some((block, data)))
-    }
-
-    /// Like [`Decoder::block`] for a header that is not needed any more: the data alone
-    /// (one slice of the buffer less to make and drop).
+    /// The `size`-byte data block after a header line ending at `nl` (a meta reply's: no
+    /// key to keep), once all of it is in `buf`; the header and the CRLF are dropped.
     fn data(&mut self, buf: &mut BytesMut, nl: usize, size: u64) -> Result<Option<Bytes>, Error> {
         let Some(total) = self.block_len(buf, nl, size)? else {
             return Ok(None);
