@@ -469,7 +469,7 @@ fn is_key(prefix: &[u8], key: &[u8], wire: &[u8]) -> bool {
 
 /// Puts each hit at the index of the key it answers. memcached answers in request order, so
 /// a cursor finds each key in one pass; a hit for a key that was not asked for is an error.
-fn line_up<K: AsRef<[u8]>>(
+pub(crate) fn line_up<K: AsRef<[u8]>>(
     prefix: &[u8],
     keys: &[K],
     items: Vec<Item>,

@@ -239,6 +239,13 @@ impl Memcached {
         self.socket_path.clone()
     }
 
+    /// What the current process has written to its stderr so far: with the `-vv` argument
+    /// (see [`MemcachedBuilder::arg`]), every command line it read, as `<fd command ..`.
+    pub fn stderr(&self) -> String {
+        let attempts = self.lock().attempts;
+        read_lossy(&self.dir.path().join(format!("stderr-{attempts}")))
+    }
+
     /// The process id, or `None` after [`kill`](Self::kill).
     pub fn pid(&self) -> Option<u32> {
         self.lock().child.as_ref().map(Child::id)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use memcache_core::{CasOutcome, Client};
+use memcache_core::{CasOutcome, Client, Protocol};
 use memcache_tests::{raw_stats, FaultMode, FaultProxy, Memcached};
 
 /// A small deterministic generator (xorshift64*), one per task.
@@ -169,9 +169,20 @@ async fn run_task(client: Client, task: usize, tally: Arc<Tally>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_share_one_client_and_get_their_own_values() {
+    many_tasks_share_one_client(Protocol::Auto).await;
+}
+
+/// The same over the classic protocol, where concurrent single-key gets share `get` lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_one_classic_client_and_get_their_own_values() {
+    many_tasks_share_one_client(Protocol::Classic).await;
+}
+
+async fn many_tasks_share_one_client(protocol: Protocol) {
     let server = Memcached::builder().memory_mb(256).start();
     let client = Client::builder()
         .server(server.addr())
+        .protocol(protocol)
         // Generous: this test is about correctness under load, not about timeouts.
         .timeout(Duration::from_secs(20))
         .build()
@@ -205,10 +216,22 @@ async fn many_tasks_share_one_client_and_get_their_own_values() {
 /// always get their own values, and the connection never falls out of step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_futures_do_not_disturb_other_callers() {
+    dropped_futures_with(Protocol::Auto).await;
+}
+
+/// The same over the classic protocol: a caller that gives up may be one of several whose
+/// gets share a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_futures_do_not_disturb_other_classic_callers() {
+    dropped_futures_with(Protocol::Classic).await;
+}
+
+async fn dropped_futures_with(protocol: Protocol) {
     let server = Memcached::start();
     let proxy = FaultProxy::start(&server.addr());
     let client = Client::builder()
         .server(proxy.addr())
+        .protocol(protocol)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -308,4 +331,94 @@ async fn dropped_futures_do_not_disturb_other_callers() {
     // droppers, 8 x 25 gets by the waiters, and the 8 final gets.
     let stats = raw_stats(&server.addr());
     assert_eq!(stats["cmd_get"], (160 + 320 + 200 + 8).to_string());
+}
+
+/// The `get`/`gets` command lines memcached logged (`-vv`): each line's key count.
+fn logged_get_lines(server: &Memcached, command: &str) -> Vec<usize> {
+    server
+        .stderr()
+        .lines()
+        .filter_map(|line| line.strip_prefix('<'))
+        .filter_map(|line| line.split_once(' ').map(|(_fd, command_line)| command_line))
+        .filter_map(|line| line.strip_prefix(command)?.strip_prefix(' '))
+        .map(|keys| keys.split(' ').count())
+        .collect()
+}
+
+/// Over the classic protocol, single-key gets queued behind each other go out as one
+/// multi-key line, and each caller still gets exactly its own answer: hits, misses, the
+/// same key asked by several callers, and `gets` tokens that work for `cas`.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_classic_gets_share_one_line() {
+    let server = Memcached::builder().arg("-vv").start();
+    let client = Client::builder()
+        .server(server.addr())
+        .protocol(Protocol::Classic)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // k0, k2, .. k38 are stored, the odd keys are missing.
+    for i in (0..40).step_by(2) {
+        client
+            .set(format!("k{i}"), format!("value-{i}"))
+            .noreply(false)
+            .await
+            .unwrap();
+    }
+    // 100 gets, then 100 gets, of 40 keys: each key is asked for by several callers. All
+    // are queued before any runs (one thread): the first is written at once, the others
+    // wait behind it.
+    let mut gets = tokio::task::JoinSet::new();
+    for n in 0..100usize {
+        let client = client.clone();
+        gets.spawn(async move { (n, client.get(format!("k{}", n % 40)).await) });
+    }
+    let mut with_tokens = tokio::task::JoinSet::new();
+    for n in 0..100usize {
+        let client = client.clone();
+        with_tokens.spawn(async move { (n, client.gets(format!("k{}", (n * 7) % 40)).await) });
+    }
+    while let Some(done) = gets.join_next().await {
+        let (n, got) = done.unwrap();
+        let i = n % 40;
+        let got = got.unwrap().map(|value| value.data);
+        let expected = (i % 2 == 0).then(|| Bytes::from(format!("value-{i}")));
+        assert_eq!(got, expected, "get k{i} (caller {n})");
+    }
+    let mut tokens = HashMap::new();
+    while let Some(done) = with_tokens.join_next().await {
+        let (n, got) = done.unwrap();
+        let i = (n * 7) % 40;
+        match got.unwrap() {
+            Some((value, token)) => {
+                assert_eq!(i % 2, 0, "gets k{i} (caller {n}) hit a missing key");
+                assert_eq!(value.data, format!("value-{i}"), "gets k{i} (caller {n})");
+                // nothing changed the key: every caller saw the same token
+                assert_eq!(*tokens.entry(i).or_insert(token), token, "gets k{i}");
+            }
+            None => assert_eq!(i % 2, 1, "gets k{i} (caller {n}) missed a stored key"),
+        }
+    }
+    for (i, token) in tokens {
+        let outcome = client.cas(format!("k{i}"), "new", token).await.unwrap();
+        assert_eq!(outcome, CasOutcome::Stored, "cas k{i} with its gets token");
+    }
+
+    // Every key was asked for, and in far fewer lines than calls.
+    let get_lines = logged_get_lines(&server, "get");
+    let gets_lines = logged_get_lines(&server, "gets");
+    eprintln!("get lines (keys each): {get_lines:?}; gets lines: {gets_lines:?}");
+    assert_eq!(get_lines.iter().sum::<usize>(), 100);
+    assert_eq!(gets_lines.iter().sum::<usize>(), 100);
+    assert!(
+        get_lines.len() <= 4,
+        "100 gets took {} lines",
+        get_lines.len()
+    );
+    assert!(
+        gets_lines.len() <= 4,
+        "100 gets took {} lines",
+        gets_lines.len()
+    );
+    assert!(get_lines.iter().all(|&keys| keys <= 64), "{get_lines:?}");
 }

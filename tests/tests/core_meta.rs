@@ -304,3 +304,41 @@ async fn auto_through_twemproxy_falls_back_to_classic_without_losing_a_request()
     assert!(client.delete("tw:a").noreply(false).await.unwrap());
     assert_eq!(client.incr("tw:missing", 1).await.unwrap(), None);
 }
+
+/// Through twemproxy (classic only), concurrent single-key gets share multi-key lines,
+/// which the proxy splits and answers: every caller still gets its own key's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_through_twemproxy_get_their_own_answers() {
+    let server = Memcached::start();
+    let proxy = Nutcracker::start(&[server.addr()]);
+    let client = client(&proxy.addr(), Protocol::Auto);
+    // tw2:0, tw2:2, .. are stored; the odd keys are missing
+    for i in (0..50).step_by(2) {
+        client
+            .set(format!("tw2:{i}"), format!("v{i}"))
+            .noreply(false)
+            .await
+            .unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32usize {
+        let client = client.clone();
+        tasks.spawn(async move {
+            for round in 0..50usize {
+                let i = (task * 13 + round * 7) % 50;
+                let key = format!("tw2:{i}");
+                let got = if round % 4 == 0 {
+                    client.gets(&key).await.map(|hit| hit.map(|(value, _)| value))
+                } else {
+                    client.get(&key).await
+                };
+                let got = got.unwrap().map(|value| value.data);
+                let expected = (i % 2 == 0).then(|| format!("v{i}"));
+                assert_eq!(got.as_deref(), expected.as_deref().map(str::as_bytes), "{key}");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a task failed");
+    }
+}
