@@ -492,6 +492,9 @@ struct ReadSide {
     expects: Vec<Expect>,
     decoded: Vec<Response>,
     done: Vec<(Waiter, Response)>,
+    /// [`Link::dispatch`] has taken at least one reply's waiter from the FIFO since this
+    /// was last cleared.
+    answered: bool,
 }
 
 impl ReadSide {
@@ -535,6 +538,7 @@ impl Link {
                 expects: Vec::new(),
                 decoded: Vec::new(),
                 done: Vec::new(),
+                answered: false,
             }),
             shared,
             server,
@@ -686,6 +690,7 @@ impl Link {
             let Some(entry) = state.pending.pop_front() else {
                 return Ok(None);
             };
+            read.answered = true;
             let mine = match entry.waiter {
                 Waiter::Solo(seq) if Some(seq) == solo => {
                     state.hand_over_reading();
@@ -709,6 +714,7 @@ impl Link {
             expects,
             decoded,
             done,
+            answered,
             ..
         } = read;
         let mut failure = None;
@@ -750,6 +756,7 @@ impl Link {
                 let Some(entry) = state.pending.pop_front() else {
                     break;
                 };
+                *answered = true;
                 match entry.waiter {
                     Waiter::Solo(seq) if Some(seq) == solo => mine = Some(response),
                     waiter => done.push((waiter, response)),
@@ -1193,6 +1200,17 @@ impl Drop for SoloRead {
     }
 }
 
+/// What one read of the driver's came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Nothing to read (the socket has nothing, or a solo caller reads).
+    Waiting,
+    /// Bytes read, no reply complete yet.
+    Read,
+    /// At least one request answered.
+    Answered,
+}
+
 /// The future that reads one socket when no solo caller does, writes what callers could
 /// not write themselves, and enforces the request deadline.
 struct Driver {
@@ -1267,11 +1285,11 @@ impl Driver {
 
     /// Reads what the socket has and completes every response it finishes, unless a solo
     /// caller holds the read role (it wakes this task when it gives the role up).
-    fn read(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<Progress> {
         {
             let mut state = self.link.lock();
             if state.reader != Reader::Free {
-                return Ok(false);
+                return Ok(Progress::Waiting);
             }
             state.reader = Reader::Driver;
         }
@@ -1280,14 +1298,18 @@ impl Driver {
         result
     }
 
-    fn read_owned(&mut self, cx: &mut Context<'_>) -> Result<bool> {
+    fn read_owned(&mut self, cx: &mut Context<'_>) -> Result<Progress> {
         let mut read = self.link.lock_read();
         match read.poll_fill(cx) {
-            Poll::Pending => Ok(false),
+            Poll::Pending => Ok(Progress::Waiting),
             Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
             Poll::Ready(Ok(_)) => {
+                read.answered = false;
                 self.link.dispatch(&mut read, None)?;
-                Ok(true)
+                Ok(match read.answered {
+                    true => Progress::Answered,
+                    false => Progress::Read,
+                })
             }
             Poll::Ready(Err(e)) => Err(e.into()),
         }
@@ -1349,7 +1371,10 @@ impl Driver {
         let mut poll_read = true;
         for _ in 0..ROUNDS_PER_POLL {
             let wrote = self.write(cx)?;
-            let read = poll_read && self.read(cx)?;
+            let read = match poll_read {
+                true => self.read(cx)?,
+                false => Progress::Waiting,
+            };
             {
                 let state = self.link.lock();
                 if state.abandoned
@@ -1360,11 +1385,22 @@ impl Driver {
                     return Ok(true);
                 }
             }
-            if !(wrote || read) {
-                self.check_timer(cx)?;
-                return Ok(false);
+            match read {
+                // Yield (below): the callers just answered run before this task's next
+                // poll, and those on this worker queue their next requests meanwhile, to go
+                // out in one write. Writing at once instead sends one or two requests at a
+                // time, and on a multi-thread runtime the workers then wake each other for
+                // every small batch (64 tasks, 2 workers: 0.56M -> 1.05M gets/s).
+                Progress::Answered => break,
+                // more may be waiting in the socket
+                Progress::Read => {}
+                Progress::Waiting if wrote => {}
+                Progress::Waiting => {
+                    self.check_timer(cx)?;
+                    return Ok(false);
+                }
             }
-            poll_read = read;
+            poll_read = read != Progress::Waiting;
         }
         cx.waker().wake_by_ref();
         self.check_timer(cx)?;

@@ -328,13 +328,20 @@ async fn concurrent_gets_through_twemproxy_get_their_own_answers() {
                 let i = (task * 13 + round * 7) % 50;
                 let key = format!("tw2:{i}");
                 let got = if round % 4 == 0 {
-                    client.gets(&key).await.map(|hit| hit.map(|(value, _)| value))
+                    client
+                        .gets(&key)
+                        .await
+                        .map(|hit| hit.map(|(value, _)| value))
                 } else {
                     client.get(&key).await
                 };
                 let got = got.unwrap().map(|value| value.data);
                 let expected = (i % 2 == 0).then(|| format!("v{i}"));
-                assert_eq!(got.as_deref(), expected.as_deref().map(str::as_bytes), "{key}");
+                assert_eq!(
+                    got.as_deref(),
+                    expected.as_deref().map(str::as_bytes),
+                    "{key}"
+                );
             }
         });
     }
