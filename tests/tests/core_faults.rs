@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use memcache_core::{Client, Error, TimeoutKind};
+use memcache_core::{Client, Error, Protocol, TimeoutKind};
 use memcache_tests::{raw_get, FaultMode, FaultProxy, Memcached};
 
 /// The per-command timeout of the fault tests.
@@ -459,6 +459,59 @@ async fn response_cut_mid_way_is_a_connection_error() {
     proxy.set_mode(FaultMode::PassThrough);
     settle().await;
     assert_eq!(lenient.get("big").await.unwrap().unwrap().data, big);
+}
+
+/// Over the classic protocol, concurrent gets share `get` lines: a reply cut mid-way fails
+/// every caller of its line with the connection's error, no caller gets another's value,
+/// and the calls after it reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_cut_mid_way_fails_every_caller_of_a_shared_get_line() {
+    let server = Memcached::start();
+    let proxy = FaultProxy::start(&server.addr());
+    let client = Client::builder()
+        .server(proxy.addr())
+        .protocol(Protocol::Classic)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let value = |i: usize| format!("{i}:").repeat(300);
+    for i in 0..20 {
+        client
+            .set(format!("cut{i}"), value(i))
+            .noreply(false)
+            .await
+            .unwrap();
+    }
+    for cycle in 0..CYCLES {
+        proxy.set_mode(FaultMode::CutAfter(5_000));
+        let calls: Vec<_> = (0..40)
+            .map(|n| {
+                let client = client.clone();
+                tokio::spawn(async move { (n % 20, client.get(format!("cut{}", n % 20)).await) })
+            })
+            .collect();
+        let mut failed = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                // answered before the cut, or sent on the next connection
+                (i, Ok(Some(hit))) => assert_eq!(hit.data, value(i), "cycle {cycle}: cut{i}"),
+                (i, Ok(None)) => panic!("cycle {cycle}: cut{i} missed"),
+                (i, Err(error)) => {
+                    assert!(
+                        error.is_connection_error() && !error.is_timeout(),
+                        "cycle {cycle}: cut{i}: {error:?}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+        assert!(failed > 0, "cycle {cycle}: the cut failed no call");
+        proxy.set_mode(FaultMode::PassThrough);
+        for i in 0..20 {
+            let hit = client.get(format!("cut{i}")).await.unwrap().unwrap();
+            assert_eq!(hit.data, value(i), "cycle {cycle}: cut{i} after the cut");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
