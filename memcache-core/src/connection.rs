@@ -12,7 +12,9 @@
 //!   allows (auto-pipelining: no timer, no added delay; batches form under load by
 //!   themselves) and reads; memcached answers the requests of one connection in order, so
 //!   each complete response fills the oldest slot. Whoever holds the read role (the driver,
-//!   or a solo caller until its reply is in) completes every response it decodes;
+//!   or a solo caller until its reply is in) completes every response it decodes. After a
+//!   read that answered callers the driver yields before writing again, so that the callers
+//!   it woke queue their next requests first and those go out together;
 //! - classic single-key gets queued one behind the other share one multi-key line, and
 //!   its reply is split among their callers by key (see [`Group`]);
 //! - a slot whose caller has gone (timed out, dropped its future) is completed all the same,

@@ -105,7 +105,9 @@
 //! one request at a time involves no other task and no reply channel. Concurrent commands are
 //! queued and written together by the driver, in one `write` where the socket allows,
 //! without any added delay: under load, batches form by themselves; the driver (or the
-//! caller reading for itself) decodes the replies and hands each to its caller.
+//! caller reading for itself) decodes the replies and hands each to its caller. Having
+//! answered some, the driver lets the callers it woke run before it writes again, so their
+//! next requests share a write.
 //!
 //! Over the classic protocol, single-key `get`s (and `gets`) queued one behind the other
 //! while the connection is busy go out as one multi-key line, `get k1 k2 ..` (up to 64 keys):
