@@ -427,9 +427,10 @@ impl Decoder {
         let Some(total) = self.block_len(buf, nl, size)? else {
             return Ok(None);
         };
-        buf.advance(nl + 1);
-        let data = buf.split_to(total - nl - 3).freeze();
-        buf.advance(2);
+        // trimmed as `Bytes`, whose `advance` is cheaper than the read buffer's
+        let mut data = buf.split_to(total).freeze();
+        data.advance(nl + 1);
+        data.truncate(size as usize);
         Ok(Some(data))
     }
 
