@@ -84,7 +84,10 @@ pub fn run(
     }
     let addr = server.addr();
     let mut prepared = match subject {
-        Subject::Ours => Prepared::Ours(current_thread_runtime()?, ours::client(addr, protocol)?),
+        Subject::Ours => Prepared::Ours(
+            current_thread_runtime()?,
+            ours::client(addr, protocol, false)?,
+        ),
         Subject::Raw => Prepared::Raw(
             RawConnection::connect(addr)?,
             Exchange::get(&fixture.small_key, &fixture.small_value),

@@ -68,13 +68,15 @@ pub struct Options {
     pub runtime: RuntimeKind,
     /// The protocol `memcache-core` is built with.
     pub protocol: Protocol,
+    /// `memcache-core` is built with `join_gets(true)`.
+    pub join_gets: bool,
     /// `Some((workload, client, n))`: the callgrind mode instead of the table.
     pub callgrind: Option<(Workload, callgrind::Subject, u64)>,
 }
 
 const USAGE: &str = "\
 usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6] [--rounds N] [--round-ms MS]
-                        [--runtime multi|current] [--protocol auto|classic|meta]
+                        [--runtime multi|current] [--protocol auto|classic|meta] [--join-gets]
        memcache-benches --callgrind W1 --client ours|raw|raw-mg|raw-tokio|memcache|async-memcached
                         [--n N]
 
@@ -86,6 +88,8 @@ usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6] [--rounds N] [-
                 two workers; W4/W4s always use it)
   --protocol    the protocol memcache-core is built with (default auto: its own default,
                 meta on memcached 1.6)
+  --join-gets   memcache-core is built with join_gets(true): classic single-key gets
+                queued together share a multi-key line (with --protocol classic)
   --callgrind   N gets one in flight (default 20000) for instruction counts under valgrind
                 (the async clients run on a current-thread runtime); see BENCHMARKS.md";
 
@@ -97,6 +101,7 @@ fn parse_options() -> BenchResult<Options> {
         only: Workload::ALL.to_vec(),
         runtime: RuntimeKind::Multi,
         protocol: Protocol::Auto,
+        join_gets: false,
         callgrind: None,
     };
     let mut callgrind_workload = None;
@@ -130,6 +135,7 @@ fn parse_options() -> BenchResult<Options> {
                 }
             }
             "--protocol" => options.protocol = parse_protocol(&value()?)?,
+            "--join-gets" => options.join_gets = true,
             "--callgrind" => callgrind_workload = Some(Workload::parse(&value()?)?),
             "--client" => client = Some(callgrind::Subject::parse(&value()?)?),
             "--n" => n = value()?.parse()?,
@@ -212,6 +218,7 @@ fn run(options: &Options) -> BenchResult<()> {
         caller,
         one_thread: current_thread_runtime()?,
         protocol: options.protocol,
+        join_gets: options.join_gets,
     };
     report::print_header(&server, options)?;
     let mut results = Vec::new();

@@ -18,14 +18,16 @@ pub const LABEL: &str = "memcache-core";
 pub const LABEL_ONE_THREAD: &str = "memcache-core, current-thread runtime";
 
 /// A client with every setting at its default but the protocol (`--protocol`, default
-/// `auto`, the client's own default), as a user would build it.
+/// `auto`, the client's own default) and `join_gets` (`--join-gets`, default off, the
+/// client's own default), as a user would build it.
 ///
 /// # Errors
 /// When the address is refused by the builder.
-pub fn client(addr: SocketAddr, protocol: Protocol) -> BenchResult<Client> {
+pub fn client(addr: SocketAddr, protocol: Protocol, join_gets: bool) -> BenchResult<Client> {
     Ok(Client::builder()
         .server(addr.to_string())
         .protocol(protocol)
+        .join_gets(join_gets)
         .build()?)
 }
 
@@ -41,7 +43,7 @@ impl Setup {
     fn new(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Self> {
         Ok(Setup {
             rt: Arc::clone(rt),
-            client: client(cx.addr, cx.protocol)?,
+            client: client(cx.addr, cx.protocol, cx.join_gets)?,
             fixture: Arc::clone(&cx.fixture),
         })
     }

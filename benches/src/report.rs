@@ -112,10 +112,11 @@ pub fn print_header(server: &Memcached, options: &Options) -> BenchResult<()> {
         server.addr().port()
     );
     println!(
-        "run:       {} round(s) of {} ms per client (median reported), memcache-core protocol: {:?}, one-caller async runtime: {}",
+        "run:       {} round(s) of {} ms per client (median reported), memcache-core protocol: {:?}{}, one-caller async runtime: {}",
         options.rounds,
         options.round.as_millis(),
         options.protocol,
+        if options.join_gets { " with join_gets" } else { "" },
         match options.runtime {
             RuntimeKind::Multi => "multi-thread, 2 workers",
             RuntimeKind::Current => "current-thread",

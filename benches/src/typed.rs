@@ -130,7 +130,7 @@ where
 /// When a client cannot be built, a user cannot be encoded or a set is not stored.
 pub fn cases(cx: &Context) -> BenchResult<Vec<Case>> {
     let rt = &cx.caller;
-    let cache: Cache<User> = Cache::new(ours::client(cx.addr, cx.protocol)?);
+    let cache: Cache<User> = Cache::new(ours::client(cx.addr, cx.protocol, cx.join_gets)?);
     let data = Arc::new(Users::new(&cache)?);
     eprintln!(
         "  W6: {USERS} users, MessagePack values of {:.1} bytes on average",
@@ -187,7 +187,7 @@ fn typed_get(rt: &Arc<Runtime>, cache: Cache<User>, data: &Arc<Users>) -> Case {
 /// flight. The first read of a run is compared byte for byte (and flags) with what the
 /// cache stored; every other read must be a hit of the stored length.
 fn untyped_get(rt: &Arc<Runtime>, cx: &Context, data: &Arc<Users>) -> BenchResult<Case> {
-    let client = ours::client(cx.addr, cx.protocol)?;
+    let client = ours::client(cx.addr, cx.protocol, cx.join_gets)?;
     let data = Arc::clone(data);
     Ok(task_case(UNTYPED, rt, move |deadline| {
         let (client, data) = (client.clone(), Arc::clone(&data));

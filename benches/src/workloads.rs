@@ -56,6 +56,8 @@ pub struct Context {
     pub one_thread: Arc<Runtime>,
     /// The protocol `memcache-core` is built with (`--protocol`).
     pub protocol: Protocol,
+    /// `memcache-core` is built with `join_gets(true)` (`--join-gets`).
+    pub join_gets: bool,
 }
 
 /// A workload as selected on the command line.

@@ -130,6 +130,7 @@ pub(crate) struct Config {
     pub(crate) max_value_size: usize,
     pub(crate) keys: KeyRules,
     pub(crate) protocol: Protocol,
+    pub(crate) join_gets: bool,
 }
 
 /// Builds a [`Client`]. Every setting has a documented default; [`build`](Self::build) does
@@ -161,6 +162,7 @@ pub struct ClientBuilder {
     allow_unicode_keys: bool,
     max_value_size: usize,
     protocol: Protocol,
+    join_gets: bool,
 }
 
 impl Default for ClientBuilder {
@@ -177,6 +179,7 @@ impl Default for ClientBuilder {
             allow_unicode_keys: false,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             protocol: Protocol::Auto,
+            join_gets: false,
         }
     }
 }
@@ -271,6 +274,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Over the classic protocol, sends single-key `get`s (and `gets`) that queue up behind
+    /// each other while the connection is busy as one multi-key line, `get k1 k2 ..` (up to
+    /// 64 keys), and hands each caller the answer for its own key. Default: off.
+    ///
+    /// memcached flushes a write after every classic `get`, which caps pipelined ones near
+    /// 170k/s on one server thread, while a multi-key `get` is its cheapest read: with many
+    /// tasks sharing a client, this gives several times the throughput (see BENCHMARKS.md).
+    /// Meta gets ([`Protocol::Meta`], or [`Protocol::Auto`] on memcached 1.6+) need no
+    /// joining and are never joined.
+    ///
+    /// Turn it on for memcached servers only, not behind a proxy: twemproxy answers a
+    /// multi-key `get` with `SERVER_ERROR` as a whole, and closes the connection, when the
+    /// server of any one of its keys is down, so one dead shard would fail the callers of
+    /// other keys too. A server error for a shared line is every caller's error.
+    pub fn join_gets(mut self, on: bool) -> Self {
+        self.join_gets = on;
+        self
+    }
+
     /// Builds the client. No I/O happens here.
     ///
     /// # Errors
@@ -292,6 +314,7 @@ impl ClientBuilder {
             max_value_size: self.max_value_size,
             keys: KeyRules::new(&self.key_prefix, self.allow_unicode_keys)?,
             protocol: self.protocol,
+            join_gets: self.join_gets,
         };
         Ok(Client::from_config(config))
     }

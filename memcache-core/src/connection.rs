@@ -15,8 +15,9 @@
 //!   or a solo caller until its reply is in) completes every response it decodes. After a
 //!   read that answered callers the driver yields before writing again, so that the callers
 //!   it woke queue their next requests first and those go out together;
-//! - classic single-key gets queued one behind the other share one multi-key line, and
-//!   its reply is split among their callers by key (see [`Group`]);
+//! - with [`ClientBuilder::join_gets`](crate::ClientBuilder::join_gets), classic single-key gets queued one behind the other
+//!   share one multi-key line, and its reply is split among their callers by key (see
+//!   [`Group`]);
 //! - a slot whose caller has gone (timed out, dropped its future) is completed all the same,
 //!   the response discarded, so the stream never gets out of step;
 //! - on any I/O or protocol error, or when the oldest caller request has waited longer than
@@ -222,11 +223,7 @@ impl Connection {
                 Ok(sent) => return sent,
             }
         }
-        let link = Arc::new(Link::new(
-            Arc::clone(&self.shared),
-            self.config.server.to_string(),
-            self.config.max_value_size,
-        ));
+        let link = Arc::new(Link::new(Arc::clone(&self.shared), &self.config));
         // Queued before the driver starts, so that a driver failing at once (connection
         // refused) fails this request with its own error. A fresh link is open.
         let sent = match link.enqueue(request) {
@@ -344,6 +341,10 @@ pub(crate) struct Link {
     shared: Arc<Shared>,
     /// The server's address, for logs.
     server: String,
+    /// Classic single-key gets may share a line ([`ClientBuilder::join_gets`]).
+    ///
+    /// [`ClientBuilder::join_gets`]: crate::ClientBuilder::join_gets
+    join_gets: bool,
 }
 
 #[derive(Debug)]
@@ -395,7 +396,9 @@ struct Tail {
 /// other and went out as one multi-key line, `get k1 k2 ..`: memcached flushes a write
 /// after every classic `get` (pipelined, they top out near 170k/s on one server thread),
 /// while a multi-key `get` is its cheapest read. The reply's hits are handed to the callers
-/// by key, as for `get_many`; a caller whose key has no hit gets a miss.
+/// by key, as for `get_many`; a caller whose key has no hit gets a miss. A server error for
+/// the line is every caller's (which is why joining is off by default: see
+/// [`ClientBuilder::join_gets`](crate::ClientBuilder::join_gets)).
 ///
 /// Only classic requests are joined: pipelined meta gets are answered without a flush each.
 #[derive(Debug, Default)]
@@ -515,7 +518,7 @@ impl ReadSide {
 }
 
 impl Link {
-    fn new(shared: Arc<Shared>, server: String, max_value_size: usize) -> Self {
+    fn new(shared: Arc<Shared>, config: &Config) -> Self {
         Link {
             state: Mutex::new(LinkState {
                 stream: None,
@@ -536,14 +539,15 @@ impl Link {
             read: Mutex::new(ReadSide {
                 half: None,
                 input: BytesMut::with_capacity(READ_ROOM * 2),
-                decoder: Decoder::new(max_value_size),
+                decoder: Decoder::new(config.max_value_size),
                 expects: Vec::new(),
                 decoded: Vec::new(),
                 done: Vec::new(),
                 answered: false,
             }),
             shared,
-            server,
+            server: config.server.to_string(),
+            join_gets: config.join_gets,
         }
     }
 
@@ -585,7 +589,9 @@ impl Link {
         encode(&mut state.out);
         let tail = state.tail.take();
         let get = match expect {
-            Some(expect) if expect == Expect::one(Kind::Values) => single_get(&state.out[start..]),
+            Some(expect) if self.join_gets && expect == Expect::one(Kind::Values) => {
+                single_get(&state.out[start..])
+            }
             _ => None,
         };
         if let (Some(command), Some(tail)) = (get, tail) {

@@ -109,12 +109,14 @@
 //! answered some, the driver lets the callers it woke run before it writes again, so their
 //! next requests share a write.
 //!
-//! Over the classic protocol, single-key `get`s (and `gets`) queued one behind the other
-//! while the connection is busy go out as one multi-key line, `get k1 k2 ..` (up to 64 keys):
-//! memcached flushes a write after every classic `get`, which caps pipelined ones near
-//! 170k/s on one server thread, while a multi-key `get` is its cheapest read. Each caller
-//! still gets the answer to its own key (a miss when that key had no hit). Meta gets are
-//! pipelined as they are: the server answers them without a flush each.
+//! Over the classic protocol, with [`ClientBuilder::join_gets`], single-key `get`s (and
+//! `gets`) queued one behind the other while the connection is busy go out as one
+//! multi-key line, `get k1 k2 ..` (up to 64 keys): memcached flushes a write after every
+//! classic `get`, which caps pipelined ones near 170k/s on one server thread, while a
+//! multi-key `get` is its cheapest read. Each caller still gets the answer to its own key
+//! (a miss when that key had no hit). It is off by default because a proxy answers such a
+//! line with an error as a whole when one key's server is down. Meta gets are pipelined as
+//! they are: the server answers them without a flush each.
 //!
 //! The contract:
 //!

@@ -172,7 +172,7 @@ async fn many_tasks_share_one_client_and_get_their_own_values() {
     many_tasks_share_one_client(Protocol::Auto).await;
 }
 
-/// The same over the classic protocol, where concurrent single-key gets share `get` lines.
+/// The same over the classic protocol, with concurrent single-key gets sharing `get` lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_share_one_classic_client_and_get_their_own_values() {
     many_tasks_share_one_client(Protocol::Classic).await;
@@ -183,6 +183,7 @@ async fn many_tasks_share_one_client(protocol: Protocol) {
     let client = Client::builder()
         .server(server.addr())
         .protocol(protocol)
+        .join_gets(protocol == Protocol::Classic)
         // Generous: this test is about correctness under load, not about timeouts.
         .timeout(Duration::from_secs(20))
         .build()
@@ -219,8 +220,8 @@ async fn dropped_futures_do_not_disturb_other_callers() {
     dropped_futures_with(Protocol::Auto).await;
 }
 
-/// The same over the classic protocol: a caller that gives up may be one of several whose
-/// gets share a line.
+/// The same over the classic protocol with shared `get` lines: a caller that gives up may
+/// be one of several whose gets share a line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_futures_do_not_disturb_other_classic_callers() {
     dropped_futures_with(Protocol::Classic).await;
@@ -232,6 +233,7 @@ async fn dropped_futures_with(protocol: Protocol) {
     let client = Client::builder()
         .server(proxy.addr())
         .protocol(protocol)
+        .join_gets(protocol == Protocol::Classic)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -345,7 +347,7 @@ fn logged_get_lines(server: &Memcached, command: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Over the classic protocol, single-key gets queued behind each other go out as one
+/// With `join_gets`, classic single-key gets queued behind each other go out as one
 /// multi-key line, and each caller still gets exactly its own answer: hits, misses, the
 /// same key asked by several callers, and `gets` tokens that work for `cas`.
 #[tokio::test(flavor = "current_thread")]
@@ -354,6 +356,7 @@ async fn concurrent_classic_gets_share_one_line() {
     let client = Client::builder()
         .server(server.addr())
         .protocol(Protocol::Classic)
+        .join_gets(true)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

@@ -461,7 +461,7 @@ async fn response_cut_mid_way_is_a_connection_error() {
     assert_eq!(lenient.get("big").await.unwrap().unwrap().data, big);
 }
 
-/// Over the classic protocol, concurrent gets share `get` lines: a reply cut mid-way fails
+/// With `join_gets`, concurrent classic gets share `get` lines: a reply cut mid-way fails
 /// every caller of its line with the connection's error, no caller gets another's value,
 /// and the calls after it reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,6 +471,7 @@ async fn response_cut_mid_way_fails_every_caller_of_a_shared_get_line() {
     let client = Client::builder()
         .server(proxy.addr())
         .protocol(Protocol::Classic)
+        .join_gets(true)
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();

@@ -305,8 +305,8 @@ async fn auto_through_twemproxy_falls_back_to_classic_without_losing_a_request()
     assert_eq!(client.incr("tw:missing", 1).await.unwrap(), None);
 }
 
-/// Through twemproxy (classic only), concurrent single-key gets share multi-key lines,
-/// which the proxy splits and answers: every caller still gets its own key's answer.
+/// Through twemproxy (classic only), many concurrent single-key gets: every caller gets its
+/// own key's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_through_twemproxy_get_their_own_answers() {
     let server = Memcached::start();
@@ -347,5 +347,60 @@ async fn concurrent_gets_through_twemproxy_get_their_own_answers() {
     }
     while let Some(done) = tasks.join_next().await {
         done.expect("a task failed");
+    }
+}
+
+/// Through twemproxy over two servers, one of them down: a multi-key `get` holding a key of
+/// the dead server is answered with `SERVER_ERROR` as a whole, and the proxy closes the
+/// connection. With the default settings concurrent single-key gets are not joined into
+/// such lines (`join_gets` is off): keys on the live server still read, and only the dead
+/// server's keys fail, with the proxy's server error.
+#[tokio::test(flavor = "current_thread")]
+async fn gets_through_twemproxy_with_a_dead_server_fail_only_for_its_keys() {
+    let live = Memcached::start();
+    let dead = Memcached::start();
+    let proxy = Nutcracker::start(&[live.addr(), dead.addr()]);
+    let client = client(&proxy.addr(), Protocol::Classic);
+    for i in 0..40 {
+        client
+            .set(format!("sh:{i}"), format!("v{i}"))
+            .noreply(false)
+            .await
+            .unwrap();
+    }
+    let on_live: Vec<bool> = (0..40)
+        .map(|i| raw_get(&live.addr(), &format!("sh:{i}")).is_some())
+        .collect();
+    assert!(
+        on_live.contains(&true) && on_live.contains(&false),
+        "{on_live:?}"
+    );
+    dead.kill();
+    for round in 0..3 {
+        // queued together on one thread: they share lines
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..40usize {
+            let client = client.clone();
+            calls.spawn(async move {
+                let key = format!("sh:{i}");
+                // gets of the first 20 keys and gets of the others, or the other way round
+                let got = match (i / 20 + round) % 2 {
+                    0 => client.get(&key).await,
+                    _ => client
+                        .gets(&key)
+                        .await
+                        .map(|hit| hit.map(|(value, _)| value)),
+                };
+                (i, got)
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (i, got) = done.unwrap();
+            match got {
+                Ok(Some(value)) if on_live[i] => assert_eq!(value.data, format!("v{i}")),
+                Err(error) if !on_live[i] => assert!(error.is_server_error(), "sh:{i}: {error}"),
+                other => panic!("round {round}: sh:{i} (live: {}): {other:?}", on_live[i]),
+            }
+        }
     }
 }
