@@ -373,6 +373,9 @@ impl Inner {
                 Some(item) if !meta && !is_key(self.config.keys.prefix(), key, &item.key) => {
                     Err(Error::UnknownResponse("a value for another key".into()))
                 }
+                // Another client's lease placeholder (`W`/`Z` without `X`): the value is
+                // being recomputed and does not exist yet.
+                Some(item) if meta && is_placeholder(&item) => Ok(None),
                 hit => Ok(hit),
             },
             Ok(other) => Err(mismatched(&other)),
@@ -461,6 +464,13 @@ fn one_kind(meta: bool) -> Kind {
     } else {
         Kind::Values
     }
+}
+
+/// An empty value that a lease created on a miss (`mg ... N`): memcached marks it `W` (to
+/// the client that won the lease) or `Z` (to everyone after), and not `X` (a stale value
+/// that was invalidated, which holds real data).
+fn is_placeholder(item: &Item) -> bool {
+    item.lease & (WON | BUSY) != 0 && item.lease & STALE == 0 && item.data.is_empty()
 }
 
 fn is_key(prefix: &[u8], key: &[u8], wire: &[u8]) -> bool {

@@ -167,3 +167,31 @@ async fn with_ignore_exc_a_dead_server_is_a_won_lease() {
         .unwrap_err()
         .is_illegal_input());
 }
+
+/// Another client's lease placeholder (an empty value memcached created on its miss) is a
+/// miss for plain reads over the meta protocol, not an empty hit; a stale value (`X`) is
+/// still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_placeholder_reads_as_a_miss_over_meta() {
+    let server = Memcached::start();
+    let reader = client(&server.addr(), Protocol::Meta);
+    // Another process takes the lease: memcached stores an empty placeholder (flags 0).
+    let won = raw_command(&server.addr(), b"mg pending v f c N30\r\n");
+    assert!(won.ends_with(b" W\r\n\r\n"), "{won:?}");
+    assert_eq!(reader.get("pending").await.unwrap(), None);
+    assert_eq!(reader.gets("pending").await.unwrap(), None);
+    // Classic reads cannot tell a placeholder from an empty value.
+    let classic = client(&server.addr(), Protocol::Classic);
+    let hit = classic
+        .get("pending")
+        .await
+        .unwrap()
+        .expect("an empty value");
+    assert!(hit.data.is_empty() && hit.flags == 0);
+    // A stored empty value is a hit, and so is a value invalidated to stale.
+    reader.set("empty", "").noreply(false).await.unwrap();
+    assert_eq!(reader.get("empty").await.unwrap().unwrap().data, "");
+    reader.set("old", "v1").noreply(false).await.unwrap();
+    assert_eq!(raw_command(&server.addr(), b"md old I T30\r\n"), b"HD\r\n");
+    assert_eq!(reader.get("old").await.unwrap().unwrap().data, "v1");
+}
