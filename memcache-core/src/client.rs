@@ -91,6 +91,17 @@ impl Client {
     }
 }
 
+impl ClientBuilder {
+    /// Builds the client. No I/O happens here.
+    ///
+    /// # Errors
+    /// [`Error::Address`] when no server is set or its address does not parse;
+    /// [`Error::IllegalInput`] when the key prefix breaks the key rules.
+    pub fn build(self) -> Result<Client> {
+        Ok(Client::from_config(self.into_config()?))
+    }
+}
+
 impl Inner {
     /// Sends a request that expects a reply and waits for it, within the request timeout.
     /// Server-reported errors come back as `Err`.

@@ -4,7 +4,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::KeyRules;
 
@@ -133,7 +132,7 @@ pub(crate) struct Config {
     pub(crate) join_gets: bool,
 }
 
-/// Builds a [`Client`]. Every setting has a documented default; [`build`](Self::build) does
+/// Builds a [`Client`](crate::Client). Every setting has a documented default; [`build`](Self::build) does
 /// no I/O (the first command connects).
 ///
 /// ```
@@ -266,7 +265,7 @@ impl ClientBuilder {
     /// support per connection. With the meta protocol, single-key reads use `mg` (which
     /// memcached answers without the per-request flush of a classic `get`), writes use `ms`,
     /// `md` and `ma`, and noreply writes use quiet mode, so that a failed noreply write is
-    /// still reported (logged, and counted by [`Client::noreply_errors`]) instead of lost.
+    /// still reported (logged, and counted by [`Client::noreply_errors`](crate::Client::noreply_errors)) instead of lost.
     /// `get_many`/`gets_many` always send one classic multi-key `get`, the server's cheapest
     /// read for many keys; `stats`, `version` and the other server commands are classic too.
     pub fn protocol(mut self, protocol: Protocol) -> Self {
@@ -293,12 +292,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. No I/O happens here.
-    ///
-    /// # Errors
-    /// [`Error::Address`] when no server is set or its address does not parse;
-    /// [`Error::IllegalInput`] when the key prefix breaks the key rules.
-    pub fn build(self) -> Result<Client> {
+    /// Checks every setting and turns them into the configuration a client runs with (see
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build)).
+    pub(crate) fn into_config(self) -> Result<Config> {
         let server = self.server.as_deref().ok_or_else(|| Error::Address {
             addr: String::new(),
             reason: "no server set: call ClientBuilder::server".to_owned(),
@@ -316,7 +312,7 @@ impl ClientBuilder {
             protocol: self.protocol,
             join_gets: self.join_gets,
         };
-        Ok(Client::from_config(config))
+        Ok(config)
     }
 }
 

@@ -42,9 +42,9 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
-use crate::command::line_up;
 use crate::config::{Config, Protocol, ServerAddr};
 use crate::error::{Error, Result, TimeoutKind};
+use crate::protocol::lineup::line_up;
 use crate::protocol::response::{Decoder, Expect, Kind, Response};
 
 /// Callers wait for room while this many bytes wait to be written.

@@ -3,5 +3,6 @@
 //! Nothing here touches a socket or a runtime, so every part is tested with byte fixtures,
 //! including responses split at every byte boundary.
 
+pub mod lineup;
 pub mod request;
 pub mod response;

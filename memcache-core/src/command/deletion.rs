@@ -1,0 +1,234 @@
+//! `delete`, `delete_many` and `touch`.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+
+use super::one::{poll_one, OneRequest, OneState};
+use super::{batch_size, found, many, Plan};
+use crate::client::{mismatched, Client, Inner};
+use crate::error::Result;
+use crate::protocol::request;
+use crate::protocol::response::{Expect, Kind, Response, Status};
+
+/// `delete <key>`: see [`Client::delete`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Delete<'a, K> {
+    client: &'a Client,
+    key: K,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>> Delete<'a, K> {
+    /// Overrides the client's default noreply for this call (noreply returns `true`
+    /// without waiting).
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+}
+
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let inner = self.inner();
+        inner.config.keys.check(self.key.as_ref())?;
+        let meta = inner.meta();
+        Ok(match inner.noreply(self.noreply) {
+            true => Plan::noreply(meta),
+            false => Plan::reply(meta, if meta { Kind::MetaDelete } else { Kind::Delete }),
+        })
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let delete = if plan.meta {
+            request::meta_delete
+        } else {
+            request::delete
+        };
+        let prefix = self.inner().config.keys.prefix();
+        delete(buf, prefix, self.key.as_ref(), plan.noreply_flag());
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        found(reply, Status::Deleted)
+    }
+}
+one_request_future!(
+    /// The future of [`Delete`].
+    DeleteFuture for Delete<K> => bool
+);
+
+/// Many `delete`s in one write: see [`Client::delete_many`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct DeleteMany<'a, K> {
+    client: &'a Client,
+    keys: Vec<K>,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
+    /// Overrides the client's default noreply for this call.
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+
+    async fn run(self) -> Result<()> {
+        let inner = &self.client.inner;
+        let rules = &inner.config.keys;
+        let mut len = 0;
+        for key in &self.keys {
+            rules.check(key.as_ref())?;
+            len += 20 + rules.wire_len(key.as_ref());
+        }
+        let count = batch_size(self.keys.len())?;
+        if count == 0 {
+            return Ok(());
+        }
+        let noreply = inner.noreply(self.noreply);
+        let meta = inner.meta();
+        let keys = &self.keys;
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let delete = if meta {
+                request::meta_delete
+            } else {
+                request::delete
+            };
+            for key in keys {
+                delete(buf, rules.prefix(), key.as_ref(), noreply);
+            }
+        };
+        if noreply {
+            return inner.send_noreply(meta, encode).await;
+        }
+        let expect = Expect {
+            kind: if meta { Kind::MetaDelete } else { Kind::Delete },
+            count,
+        };
+        for reply in many(inner.request(expect, encode).await?, count)? {
+            match reply {
+                Response::Status(Status::Deleted | Status::NotFound) => {}
+                Response::Failed(error) => return Err(error),
+                other => return Err(mismatched(&other)),
+            }
+        }
+        Ok(())
+    }
+}
+command_future!(DeleteMany<K> => (), where K: AsRef<[u8]> + Send + Sync + 'a);
+
+/// `touch <key> <exptime>`: see [`Client::touch`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Touch<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: u32,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>> Touch<'a, K> {
+    /// Overrides the client's default noreply for this call (noreply returns `true`
+    /// without waiting).
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+}
+
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let inner = self.inner();
+        inner.config.keys.check(self.key.as_ref())?;
+        // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
+        // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
+        Ok(match (inner.noreply(self.noreply), inner.meta()) {
+            (true, _) => Plan::noreply(false),
+            (false, true) => Plan::reply(true, Kind::MetaTouch),
+            (false, false) => Plan::reply(false, Kind::Touch),
+        })
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+        let (prefix, key, ttl) = (
+            self.inner().config.keys.prefix(),
+            self.key.as_ref(),
+            self.ttl,
+        );
+        if plan.meta {
+            request::meta_get(buf, prefix, key, false, false, Some(ttl), None);
+        } else {
+            request::touch(buf, prefix, key, ttl, plan.noreply_flag());
+        }
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        found(reply, Status::Touched)
+    }
+}
+one_request_future!(
+    /// The future of [`Touch`].
+    TouchFuture for Touch<K> => bool
+);
+
+impl Client {
+    /// Deletes a key: `true` when it existed. noreply by default (then `true`).
+    ///
+    /// # Errors
+    /// Illegal key; connection, timeout or server errors.
+    pub fn delete<K: AsRef<[u8]>>(&self, key: K) -> Delete<'_, K> {
+        Delete {
+            client: self,
+            key,
+            noreply: None,
+        }
+    }
+
+    /// Deletes many keys in one write. `Ok` when every reply is `DELETED` or `NOT_FOUND`
+    /// (always, with noreply, the default).
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete).
+    pub fn delete_many<K, I>(&self, keys: I) -> DeleteMany<'_, K>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        DeleteMany {
+            client: self,
+            keys: keys.into_iter().collect(),
+            noreply: None,
+        }
+    }
+
+    /// Sets a key's time to live to `ttl` seconds (0: no expiry): `false` when the key is
+    /// missing. noreply by default (then `true`).
+    ///
+    /// # Errors
+    /// Illegal key; connection, timeout or server errors.
+    pub fn touch<K: AsRef<[u8]>>(&self, key: K, ttl: u32) -> Touch<'_, K> {
+        Touch {
+            client: self,
+            key,
+            ttl,
+            noreply: None,
+        }
+    }
+}

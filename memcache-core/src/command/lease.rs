@@ -1,0 +1,132 @@
+//! Leases: `mg ... N`, so that one client of many recomputes a missing value.
+
+use std::future::IntoFuture;
+
+use bytes::BytesMut;
+
+use crate::client::{mismatched, Client};
+use crate::error::Result;
+use crate::protocol::request;
+use crate::protocol::response::{Expect, Item, Kind, Response, BUSY, STALE, WON};
+use crate::value::{CasToken, Lease};
+
+/// `mg <key> v f c N<ttl>`: see [`Client::lease`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct LeaseGet<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: u32,
+}
+
+impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
+    async fn run(self) -> Result<Lease> {
+        let inner = &self.client.inner;
+        let keys = &inner.config.keys;
+        let key = self.key.as_ref();
+        keys.check(key)?;
+        if inner.protocol_unknown() {
+            // Under Protocol::Auto the first connection's probe has not been answered yet. A
+            // classic read would take another client's lease placeholder for a hit, so wait
+            // for the answer: any request queued behind the probe will do.
+            let _ = self.client.version().await;
+        }
+        if !inner.meta() {
+            // Without the meta protocol clients cannot coordinate: a miss means "load".
+            return Ok(match inner.fetch_one(key, true, None).await? {
+                Some(item) => Lease::Hit(item.value()),
+                None => Lease::Won {
+                    stale: None,
+                    token: None,
+                },
+            });
+        }
+        let (prefix, ttl) = (keys.prefix(), self.ttl);
+        let encode = |buf: &mut BytesMut| {
+            request::meta_get(buf, prefix, key, true, true, None, Some(ttl));
+        };
+        let result = match inner.request(Expect::one(Kind::MetaGet), encode).await {
+            Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
+            Ok(Response::Value(None)) => Ok(Lease::Won {
+                stale: None,
+                token: None,
+            }),
+            Ok(other) => Err(mismatched(&other)),
+            Err(error) => Err(error),
+        };
+        match inner.miss_on_error(result.map(Some))? {
+            Some(lease) => Ok(lease),
+            // ignore_exc turned an error into a miss: the caller loads.
+            None => Ok(Lease::Won {
+                stale: None,
+                token: None,
+            }),
+        }
+    }
+}
+command_future!(LeaseGet<K> => Lease, where K: AsRef<[u8]> + Send + 'a);
+
+/// What an `mg ... N` reply means for the caller.
+fn lease_of(item: Item) -> Lease {
+    let (state, token) = (item.lease, item.cas.map(CasToken));
+    let stale = state & STALE != 0;
+    let value = item.value();
+    if state & WON != 0 {
+        Lease::Won {
+            stale: stale.then_some(value),
+            token,
+        }
+    } else if state & BUSY != 0 || stale {
+        Lease::Busy {
+            stale: stale.then_some(value),
+        }
+    } else {
+        Lease::Hit(value)
+    }
+}
+
+impl Client {
+    /// Reads one value, or on a miss takes a *lease* on the key for `ttl` seconds, so that
+    /// of all the clients (in every process) that miss at once, one recomputes the value
+    /// and the others wait or serve a stale copy: memcached's anti-stampede `mg ... N`.
+    ///
+    /// - [`Lease::Hit`]: a fresh value.
+    /// - [`Lease::Won`]: this caller recomputes and stores the value (any store command
+    ///   ends the lease). On a miss memcached creates an empty placeholder (flags 0) that
+    ///   other clients' plain `get` sees until then; if recomputing fails, call
+    ///   [`release_lease`](Self::release_lease) with the token to remove it.
+    /// - [`Lease::Busy`]: another client holds the lease; retry shortly, or use `stale`.
+    ///
+    /// Without the meta protocol (classic servers, proxies) clients cannot coordinate: a
+    /// miss is always `Won`. With `ignore_exc`, an error is a miss: `Won`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn lease<K: AsRef<[u8]>>(&self, key: K, ttl: u32) -> LeaseGet<'_, K> {
+        LeaseGet {
+            client: self,
+            key,
+            ttl,
+        }
+    }
+
+    /// Removes the empty placeholder a [`Lease::Won`] created, if it is still there (its
+    /// CAS unique still `token`), so that other clients stop waiting for a value that will
+    /// not come. Quiet and fire-and-forget; does nothing without the meta protocol.
+    ///
+    /// # Errors
+    /// Illegal key; connection or timeout errors.
+    pub async fn release_lease<K: AsRef<[u8]>>(&self, key: K, token: CasToken) -> Result<()> {
+        let inner = &self.inner;
+        let keys = &inner.config.keys;
+        let key = key.as_ref();
+        keys.check(key)?;
+        if !inner.meta() {
+            return Ok(());
+        }
+        let encode = |buf: &mut BytesMut| {
+            request::meta_delete_if(buf, keys.prefix(), key, token.0);
+        };
+        inner.send_noreply(true, encode).await
+    }
+}

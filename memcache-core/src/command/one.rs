@@ -1,0 +1,172 @@
+//! The machinery of the commands that send one request and read at most one reply: their
+//! description ([`OneRequest`]), and a future that allocates nothing on a connected connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+
+use super::{CommandFuture, Plan};
+use crate::client::{failed_as_err, Inner};
+use crate::connection::{Reply, Sent};
+use crate::error::{Error, Result};
+use crate::protocol::response::Response;
+
+/// A command that sends one request and reads at most one reply, described once: its
+/// future ([`poll_one`]) and its general path ([`run_one`]) are built from this.
+pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
+    type Output: Send + 'a;
+
+    fn inner(&self) -> &'a Inner;
+
+    /// Checks the input (nothing is sent when it fails) and decides how the request goes.
+    fn plan(&self) -> Result<Plan>;
+
+    /// Writes the request (under the connection's lock).
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut);
+
+    /// The outcome, from the reply (server errors already as `Err`), or from nothing for a
+    /// noreply request that was handed over.
+    fn finish(self, plan: &Plan, reply: Option<Result<Response>>) -> Result<Self::Output>;
+}
+
+/// The general path of a [`OneRequest`], as an `async fn` (boxed where it is used): for
+/// the rare cases, a connection still being opened or a full write queue.
+async fn run_one<'a, C: OneRequest<'a>>(command: C) -> Result<C::Output> {
+    let plan = command.plan()?;
+    let inner = command.inner();
+    let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
+    let reply = match plan.expect {
+        None => {
+            inner.send_noreply(plan.quiet, encode).await?;
+            None
+        }
+        Some(expect) => Some(inner.request(expect, encode).await),
+    };
+    command.finish(&plan, reply)
+}
+
+/// Where the future of a [`OneRequest`] is.
+pub(super) enum OneState<'a, C, T> {
+    /// Not polled yet.
+    Start(C),
+    /// The request is with a connected connection: waiting for the reply.
+    Wait {
+        command: C,
+        plan: Plan,
+        reply: Reply,
+    },
+    /// A rare path (see [`run_one`]), boxed.
+    Slow(CommandFuture<'a, T>),
+    /// Finished.
+    Done,
+}
+
+/// Polls the future of a [`OneRequest`]. On a connected connection it hands the request
+/// over and waits for the reply itself: no allocation, no `async` layers.
+pub(super) fn poll_one<'a, C: OneRequest<'a>>(
+    state: &mut OneState<'a, C, C::Output>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<C::Output>> {
+    loop {
+        match std::mem::replace(state, OneState::Done) {
+            OneState::Start(command) => {
+                let plan = match command.plan() {
+                    Ok(plan) => plan,
+                    Err(error) => return Poll::Ready(Err(error)),
+                };
+                let inner = command.inner();
+                let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
+                let (sent, since) = inner.start(plan.expect, plan.quiet, encode);
+                *state = match sent.forget_encoder() {
+                    Sent::Ready(Some(reply)) => OneState::Wait {
+                        command,
+                        plan,
+                        reply,
+                    },
+                    // A noreply request handed over.
+                    Sent::Ready(None) | Sent::Connecting(None) if plan.expect.is_none() => {
+                        return Poll::Ready(command.finish(&plan, None));
+                    }
+                    // Cannot happen: a request that expects a reply gets a way to it.
+                    Sent::Ready(None) | Sent::Connecting(None) => {
+                        let lost = Some(Err(Error::UnexpectedClose));
+                        return Poll::Ready(command.finish(&plan, lost));
+                    }
+                    // Queued while the connection opens: its reply is awaited within the
+                    // deadline.
+                    Sent::Connecting(Some(reply)) => OneState::Slow(Box::pin(async move {
+                        let reply = command.inner().within(since, reply).await;
+                        command.finish(&plan, Some(failed_as_err(reply)))
+                    })),
+                    // Nothing was sent: the general path, from the start.
+                    Sent::Full(_) => OneState::Slow(Box::pin(run_one(command))),
+                };
+            }
+            OneState::Wait {
+                command,
+                plan,
+                mut reply,
+            } => {
+                let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
+                    *state = OneState::Wait {
+                        command,
+                        plan,
+                        reply,
+                    };
+                    return Poll::Pending;
+                };
+                return Poll::Ready(command.finish(&plan, Some(failed_as_err(reply))));
+            }
+            OneState::Slow(mut slow) => {
+                let poll = slow.as_mut().poll(cx);
+                if poll.is_pending() {
+                    *state = OneState::Slow(slow);
+                }
+                return poll;
+            }
+            OneState::Done => panic!("a command future polled after it completed"),
+        }
+    }
+}
+
+/// The future type of a [`OneRequest`] command, written out so that on a connected
+/// connection awaiting the command allocates nothing (other commands' futures are boxed).
+macro_rules! one_request_future {
+    ($(#[$doc:meta])* $future:ident for $name:ident<$($g:ident),*> => $out:ty) => {
+        $(#[$doc])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $future<'a, $($g),*> {
+            state: OneState<'a, $name<'a, $($g),*>, $out>,
+        }
+
+        // The command is never pinned: the state machine moves it freely.
+        impl<$($g),*> Unpin for $future<'_, $($g),*> {}
+
+        impl<$($g),*> std::fmt::Debug for $future<'_, $($g),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($future)).finish_non_exhaustive()
+            }
+        }
+
+        impl<'a, $($g: AsRef<[u8]> + Send + Sync + 'a),*> IntoFuture for $name<'a, $($g),*> {
+            type Output = Result<$out>;
+            type IntoFuture = $future<'a, $($g),*>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                $future {
+                    state: OneState::Start(self),
+                }
+            }
+        }
+
+        impl<'a, $($g: AsRef<[u8]> + Send + Sync + 'a),*> Future for $future<'a, $($g),*> {
+            type Output = Result<$out>;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                poll_one(&mut self.get_mut().state, cx)
+            }
+        }
+    };
+}

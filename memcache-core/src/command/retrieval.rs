@@ -1,0 +1,327 @@
+//! Reads: `get`, `gets`, `gat`, `gats`, `get_many`, `gets_many`.
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+
+use super::one::{poll_one, OneRequest, OneState};
+use super::Plan;
+use crate::client::{mismatched, Client, Inner};
+use crate::error::{Error, Result};
+use crate::protocol::lineup::{is_key, line_up};
+use crate::protocol::request;
+use crate::protocol::response::{Expect, Item, Kind, Response, BUSY, STALE, WON};
+use crate::value::{CasToken, Value};
+
+/// The [`OneRequest`] of a single-key retrieval (`get`, `gets`, `gat`, `gats`): whether it
+/// asks for the CAS unique, the ttl it sets, and what it makes of the hit.
+macro_rules! retrieval {
+    ($name:ident => $out:ty, cas: $cas:expr, touch: |$cmd:ident| $touch:expr, hit: $hit:expr) => {
+        impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for $name<'a, K> {
+            type Output = $out;
+
+            fn inner(&self) -> &'a Inner {
+                &self.client.inner
+            }
+
+            fn plan(&self) -> Result<Plan> {
+                let inner = self.inner();
+                inner.config.keys.check(self.key.as_ref())?;
+                let meta = inner.meta();
+                Ok(Plan::reply(meta, one_kind(meta)))
+            }
+
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+                let $cmd = self;
+                let encode = self
+                    .inner()
+                    .one_encoder(self.key.as_ref(), plan.meta, $cas, $touch);
+                encode(buf);
+            }
+
+            fn finish(self, plan: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
+                let reply = reply.unwrap_or_else(|| Err(Error::UnexpectedClose));
+                let hit = self.inner().one_hit(plan.meta, self.key.as_ref(), reply)?;
+                hit.map($hit).transpose()
+            }
+        }
+    };
+}
+
+impl Inner {
+    /// `get`/`gets`/`gat`/`gats` of one key. The hit, if any, is checked to be for this key.
+    pub(super) async fn fetch_one(
+        &self,
+        key: &[u8],
+        cas: bool,
+        touch: Option<u32>,
+    ) -> Result<Option<Item>> {
+        self.config.keys.check(key)?;
+        let meta = self.meta();
+        let encode = self.one_encoder(key, meta, cas, touch);
+        let result = self.request(Expect::one(one_kind(meta)), encode).await;
+        self.one_hit(meta, key, result)
+    }
+
+    /// The encoder of a single-key retrieval (`mg`, or classic `get`/`gets`/`gat`/`gats`).
+    fn one_encoder<'k>(
+        &'k self,
+        key: &'k [u8],
+        meta: bool,
+        cas: bool,
+        touch: Option<u32>,
+    ) -> impl FnOnce(&mut BytesMut) + 'k {
+        let prefix = self.config.keys.prefix();
+        move |buf: &mut BytesMut| {
+            if meta {
+                request::meta_get(buf, prefix, key, true, cas, touch, None);
+            } else {
+                request::retrieve(buf, cas, touch, prefix, [key]);
+            }
+        }
+    }
+
+    /// The hit of a single-key retrieval, from its reply. Classic replies name the key: it
+    /// is checked (`mg` replies do not carry it).
+    fn one_hit(&self, meta: bool, key: &[u8], reply: Result<Response>) -> Result<Option<Item>> {
+        let result = match reply {
+            Ok(Response::Value(hit)) => match hit {
+                Some(item) if !meta && !is_key(self.config.keys.prefix(), key, &item.key) => {
+                    Err(Error::UnknownResponse("a value for another key".into()))
+                }
+                // Another client's lease placeholder (`W`/`Z` without `X`): the value is
+                // being recomputed and does not exist yet.
+                Some(item) if meta && is_placeholder(&item) => Ok(None),
+                hit => Ok(hit),
+            },
+            Ok(other) => Err(mismatched(&other)),
+            Err(error) => Err(error),
+        };
+        self.miss_on_error(result)
+    }
+
+    /// One multi-key `get`/`gets`: every key checked first, one request, the hits lined up
+    /// with the keys they answer.
+    async fn fetch_many<K: AsRef<[u8]>>(&self, keys: &[K], cas: bool) -> Result<Vec<Option<Item>>> {
+        let rules = &self.config.keys;
+        let mut len = 8;
+        for key in keys {
+            rules.check(key.as_ref())?;
+            len += 1 + rules.wire_len(key.as_ref());
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let keys = keys.iter().map(AsRef::as_ref);
+            request::retrieve(buf, cas, None, rules.prefix(), keys);
+        };
+        let result = match self.request(Expect::one(Kind::Values), encode).await {
+            Ok(Response::Values(items)) => line_up(rules.prefix(), keys, items),
+            Ok(Response::Value(hit)) => line_up(rules.prefix(), keys, hit.into_iter().collect()),
+            Ok(other) => Err(mismatched(&other)),
+            Err(error) => Err(error),
+        };
+        self.miss_on_error(result)
+    }
+}
+
+/// The reply kind of a single-key retrieval.
+fn one_kind(meta: bool) -> Kind {
+    if meta {
+        Kind::MetaGet
+    } else {
+        Kind::Values
+    }
+}
+
+/// An empty value that a lease created on a miss (`mg ... N`): memcached marks it `W` (to
+/// the client that won the lease) or `Z` (to everyone after), and not `X` (a stale value
+/// that was invalidated, which holds real data).
+fn is_placeholder(item: &Item) -> bool {
+    item.lease & (WON | BUSY) != 0 && item.lease & STALE == 0 && item.data.is_empty()
+}
+
+fn into_map<K: Eq + Hash, T>(
+    keys: Vec<K>,
+    found: Vec<Option<Item>>,
+    mut convert: impl FnMut(Item) -> Result<T>,
+) -> Result<HashMap<K, T>> {
+    let mut map = HashMap::with_capacity(found.iter().flatten().count());
+    for (key, item) in keys.into_iter().zip(found) {
+        if let Some(item) = item {
+            map.insert(key, convert(item)?);
+        }
+    }
+    Ok(map)
+}
+
+/// `get <key>`: see [`Client::get`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Get<'a, K> {
+    client: &'a Client,
+    key: K,
+}
+
+retrieval!(Get => Option<Value>, cas: false, touch: |_get| None, hit: |item| Ok(item.value()));
+one_request_future!(
+    /// The future of [`Get`].
+    GetFuture for Get<K> => Option<Value>
+);
+
+/// `gets <key>`: see [`Client::gets`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Gets<'a, K> {
+    client: &'a Client,
+    key: K,
+}
+
+retrieval!(Gets => Option<(Value, CasToken)>, cas: true, touch: |_gets| None, hit: Item::value_and_token);
+one_request_future!(
+    /// The future of [`Gets`].
+    GetsFuture for Gets<K> => Option<(Value, CasToken)>
+);
+
+/// `gat <exptime> <key>`: see [`Client::gat`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Gat<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: u32,
+}
+
+retrieval!(Gat => Option<Value>, cas: false, touch: |gat| Some(gat.ttl), hit: |item| Ok(item.value()));
+one_request_future!(
+    /// The future of [`Gat`].
+    GatFuture for Gat<K> => Option<Value>
+);
+
+/// `gats <exptime> <key>`: see [`Client::gats`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Gats<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: u32,
+}
+
+retrieval!(Gats => Option<(Value, CasToken)>, cas: true, touch: |gats| Some(gats.ttl), hit: Item::value_and_token);
+one_request_future!(
+    /// The future of [`Gats`].
+    GatsFuture for Gats<K> => Option<(Value, CasToken)>
+);
+
+/// `get <key>*`: see [`Client::get_many`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct GetMany<'a, K> {
+    client: &'a Client,
+    keys: Vec<K>,
+}
+
+impl<'a, K: AsRef<[u8]> + Eq + Hash> GetMany<'a, K> {
+    async fn run(self) -> Result<HashMap<K, Value>> {
+        let found = self.client.inner.fetch_many(&self.keys, false).await?;
+        into_map(self.keys, found, |item| Ok(item.value()))
+    }
+}
+command_future!(GetMany<K> => HashMap<K, Value>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
+
+/// `gets <key>*`: see [`Client::gets_many`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct GetsMany<'a, K> {
+    client: &'a Client,
+    keys: Vec<K>,
+}
+
+impl<'a, K: AsRef<[u8]> + Eq + Hash> GetsMany<'a, K> {
+    async fn run(self) -> Result<HashMap<K, (Value, CasToken)>> {
+        let found = self.client.inner.fetch_many(&self.keys, true).await?;
+        into_map(self.keys, found, Item::value_and_token)
+    }
+}
+command_future!(GetsMany<K> => HashMap<K, (Value, CasToken)>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
+
+impl Client {
+    /// Reads one value. A miss is `Ok(None)`.
+    ///
+    /// # Errors
+    /// Illegal key; connection, timeout or server errors (misses with
+    /// [`ignore_exc`](crate::ClientBuilder::ignore_exc)).
+    pub fn get<K: AsRef<[u8]>>(&self, key: K) -> Get<'_, K> {
+        Get { client: self, key }
+    }
+
+    /// Reads one value with its CAS token, for a later [`cas`](Self::cas).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn gets<K: AsRef<[u8]>>(&self, key: K) -> Gets<'_, K> {
+        Gets { client: self, key }
+    }
+
+    /// Reads one value and sets its time to live to `ttl` seconds (0: no expiry) in one step.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn gat<K: AsRef<[u8]>>(&self, key: K, ttl: u32) -> Gat<'_, K> {
+        Gat {
+            client: self,
+            key,
+            ttl,
+        }
+    }
+
+    /// [`gat`](Self::gat) that also returns the CAS token.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn gats<K: AsRef<[u8]>>(&self, key: K, ttl: u32) -> Gats<'_, K> {
+        Gats {
+            client: self,
+            key,
+            ttl,
+        }
+    }
+
+    /// Reads many values in one request. The map holds the hits only, keyed by the keys as
+    /// given (without the client's prefix). Every key is checked before anything is sent:
+    /// one bad key fails the call and sends nothing.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn get_many<K, I>(&self, keys: I) -> GetMany<'_, K>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]> + Eq + Hash,
+    {
+        GetMany {
+            client: self,
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    /// [`get_many`](Self::get_many) with CAS tokens.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn gets_many<K, I>(&self, keys: I) -> GetsMany<'_, K>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]> + Eq + Hash,
+    {
+        GetsMany {
+            client: self,
+            keys: keys.into_iter().collect(),
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Writes: `set`, `add`, `replace`, `append`, `prepend`, `cas`, `set_many`.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+
+use super::one::{poll_one, OneRequest, OneState};
+use super::{batch_size, many, store_status, Plan};
+use crate::client::{mismatched, Client, Inner};
+use crate::error::Result;
+use crate::protocol::request::{self, StoreCommand};
+use crate::protocol::response::{Expect, Kind, Response, Status};
+use crate::value::{CasOutcome, CasToken};
+
+/// The [`OneRequest`] of a storage command (`Store`: `set` and its siblings; `Cas`): its
+/// command, whether it goes noreply, and what it makes of the server's status (`None`
+/// when sent noreply).
+macro_rules! store_request {
+    ($name:ident => $out:ty,
+     command: |$c:ident| $command:expr,
+     noreply: |$n:ident| $noreply:expr,
+     outcome: |$status:ident| $outcome:expr) => {
+        impl<'a, K, V> OneRequest<'a> for $name<'a, K, V>
+        where
+            K: AsRef<[u8]> + Send + Sync + 'a,
+            V: AsRef<[u8]> + Send + Sync + 'a,
+        {
+            type Output = $out;
+
+            fn inner(&self) -> &'a Inner {
+                &self.client.inner
+            }
+
+            fn plan(&self) -> Result<Plan> {
+                let $n = self;
+                self.inner().store_plan(self.key.as_ref(), $noreply)
+            }
+
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+                let $c = self;
+                let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
+                self.inner().encode_store(plan, $command, item, buf);
+            }
+
+            fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
+                let $status = store_status(reply)?;
+                $outcome
+            }
+        }
+    };
+}
+
+/// The encoder of the storage commands in the protocol in use.
+type StoreEncoder = fn(&mut BytesMut, StoreCommand, &[u8], &[u8], u32, u32, &[u8], bool);
+
+fn store_encoder(meta: bool) -> StoreEncoder {
+    if meta {
+        request::meta_store
+    } else {
+        request::store
+    }
+}
+
+impl Inner {
+    /// Writes a storage command as `plan` says; `item` is its key, data, flags and ttl.
+    fn encode_store(
+        &self,
+        plan: &Plan,
+        command: StoreCommand,
+        item: (&[u8], &[u8], u32, u32),
+        buf: &mut BytesMut,
+    ) {
+        let (key, data, flags, ttl) = item;
+        let prefix = self.config.keys.prefix();
+        let store = store_encoder(plan.meta);
+        store(
+            buf,
+            command,
+            prefix,
+            key,
+            flags,
+            ttl,
+            data,
+            plan.noreply_flag(),
+        );
+    }
+
+    /// How a storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`) goes out.
+    fn store_plan(&self, key: &[u8], noreply: bool) -> Result<Plan> {
+        self.config.keys.check(key)?;
+        let meta = self.meta();
+        Ok(match noreply {
+            true => Plan::noreply(meta),
+            false => Plan::reply(meta, if meta { Kind::MetaStore } else { Kind::Store }),
+        })
+    }
+}
+
+/// `set` / `add` / `replace` / `append` / `prepend`: see [`Client::set`] and its siblings.
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Store<'a, K, V> {
+    client: &'a Client,
+    command: StoreCommand,
+    key: K,
+    value: V,
+    flags: u32,
+    ttl: u32,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Store<'a, K, V> {
+    /// The client flags stored with the value (default 0). `append`/`prepend` ignore them.
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Time to live in seconds (default 0: no expiry). Over 30 days (2,592,000 s) memcached
+    /// reads it as an absolute unix time. `append`/`prepend` ignore it.
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = seconds;
+        self
+    }
+
+    /// Overrides the client's [`default_noreply`](crate::ClientBuilder::default_noreply) for
+    /// this call. With noreply the call returns `true` once the request is handed to the
+    /// connection, without waiting, and a failure is never reported.
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+}
+
+store_request!(Store => bool,
+    command: |store| store.command,
+    noreply: |store| store.inner().noreply(store.noreply),
+    outcome: |status| Ok(matches!(status, None | Some(Status::Stored))));
+one_request_future!(
+    /// The future of [`Store`] (`set`, `add`, `replace`, `append`, `prepend`).
+    StoreFuture for Store<K, V> => bool
+);
+
+/// `cas`: see [`Client::cas`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Cas<'a, K, V> {
+    client: &'a Client,
+    key: K,
+    value: V,
+    token: CasToken,
+    flags: u32,
+    ttl: u32,
+    noreply: bool,
+}
+
+impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> Cas<'a, K, V> {
+    /// The client flags stored with the value (default 0).
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Time to live in seconds (default 0: no expiry).
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = seconds;
+        self
+    }
+
+    /// Sends with `noreply` (default off): the call then returns
+    /// [`CasOutcome::Stored`] without knowing, as pymemcache returns `True`.
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = on;
+        self
+    }
+}
+
+store_request!(Cas => CasOutcome,
+command: |cas| StoreCommand::Cas(cas.token.0),
+noreply: |cas| cas.noreply,
+outcome: |status| match status {
+    None | Some(Status::Stored) => Ok(CasOutcome::Stored),
+    Some(Status::Exists) => Ok(CasOutcome::Exists),
+    Some(Status::NotFound) => Ok(CasOutcome::NotFound),
+    Some(other) => Err(mismatched(&Response::Status(other))),
+});
+one_request_future!(
+    /// The future of [`Cas`].
+    CasFuture for Cas<K, V> => CasOutcome
+);
+
+/// Many `set`s in one write: see [`Client::set_many`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct SetMany<'a, K, V> {
+    client: &'a Client,
+    items: Vec<(K, V)>,
+    flags: u32,
+    ttl: u32,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
+    /// The client flags stored with every value (default 0).
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Time to live in seconds for every value (default 0: no expiry).
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = seconds;
+        self
+    }
+
+    /// Overrides the client's default noreply for this call. With noreply the call returns
+    /// an empty list (nothing known to have failed) without waiting.
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+
+    async fn run(self) -> Result<Vec<K>> {
+        let inner = &self.client.inner;
+        let keys = &inner.config.keys;
+        let mut len = 0;
+        for (key, value) in &self.items {
+            keys.check(key.as_ref())?;
+            len += request::store_len(keys.wire_len(key.as_ref()), value.as_ref().len());
+        }
+        let count = batch_size(self.items.len())?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let noreply = inner.noreply(self.noreply);
+        let meta = inner.meta();
+        let (set, prefix, flags, ttl) = (StoreCommand::Set, keys.prefix(), self.flags, self.ttl);
+        let items = &self.items;
+        let encode = |buf: &mut BytesMut| {
+            buf.reserve(len);
+            let store = store_encoder(meta);
+            for (key, value) in items {
+                let (key, data) = (key.as_ref(), value.as_ref());
+                store(buf, set, prefix, key, flags, ttl, data, noreply);
+            }
+        };
+        if noreply {
+            inner.send_noreply(meta, encode).await?;
+            return Ok(Vec::new());
+        }
+        let expect = Expect {
+            kind: if meta { Kind::MetaStore } else { Kind::Store },
+            count,
+        };
+        let replies = many(inner.request(expect, encode).await?, count)?;
+        let mut failed = Vec::new();
+        for ((key, _), reply) in self.items.into_iter().zip(replies) {
+            match reply {
+                Response::Status(Status::Stored) => {}
+                Response::Status(_) => failed.push(key),
+                Response::Failed(error) => return Err(error),
+                other => return Err(mismatched(&other)),
+            }
+        }
+        Ok(failed)
+    }
+}
+command_future!(SetMany<K, V> => Vec<K>, where K: AsRef<[u8]> + Send + Sync + 'a, V: AsRef<[u8]> + Send + Sync + 'a);
+
+impl Client {
+    fn store<K, V>(&self, command: StoreCommand, key: K, value: V) -> Store<'_, K, V> {
+        Store {
+            client: self,
+            command,
+            key,
+            value,
+            flags: 0,
+            ttl: 0,
+            noreply: None,
+        }
+    }
+
+    /// Stores a value. Returns `true` when stored. noreply by default: the call then returns
+    /// `true` once the request is handed to the connection, and a failure (for example a
+    /// value over the server's item size) is silently lost, as in pymemcache; use
+    /// `.noreply(false)` to learn the outcome.
+    ///
+    /// # Errors
+    /// Illegal key; connection or timeout errors; server errors when not noreply.
+    pub fn set<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, key: K, value: V) -> Store<'_, K, V> {
+        self.store(StoreCommand::Set, key, value)
+    }
+
+    /// Stores a value only if the key is absent: `false` (`NOT_STORED`) when it exists.
+    /// noreply by default, as [`set`](Self::set).
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn add<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, key: K, value: V) -> Store<'_, K, V> {
+        self.store(StoreCommand::Add, key, value)
+    }
+
+    /// Stores a value only if the key exists: `false` when it does not. noreply by default.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn replace<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, key: K, value: V) -> Store<'_, K, V> {
+        self.store(StoreCommand::Replace, key, value)
+    }
+
+    /// Appends bytes to an existing value: `false` when the key does not exist. noreply by
+    /// default.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn append<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, key: K, value: V) -> Store<'_, K, V> {
+        self.store(StoreCommand::Append, key, value)
+    }
+
+    /// Prepends bytes to an existing value: `false` when the key does not exist. noreply by
+    /// default.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn prepend<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, key: K, value: V) -> Store<'_, K, V> {
+        self.store(StoreCommand::Prepend, key, value)
+    }
+
+    /// Stores a value only if it has not changed since `token` was read by
+    /// [`gets`](Self::gets). Waits for the reply by default.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn cas<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        key: K,
+        value: V,
+        token: CasToken,
+    ) -> Cas<'_, K, V> {
+        Cas {
+            client: self,
+            key,
+            value,
+            token,
+            flags: 0,
+            ttl: 0,
+            noreply: false,
+        }
+    }
+
+    /// Stores many values in one write. Returns the keys that were not stored (none with
+    /// noreply, the default). Every key is checked before anything is sent.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); the first server error among the replies.
+    pub fn set_many<K, V, I>(&self, items: I) -> SetMany<'_, K, V>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        SetMany {
+            client: self,
+            items: items.into_iter().collect(),
+            flags: 0,
+            ttl: 0,
+            noreply: None,
+        }
+    }
+}
