@@ -23,14 +23,42 @@ use crate::error::{Error, LoadError};
 use crate::key::{encode_key, full_key, CacheKey, MAX_KEY_LEN};
 use crate::Cacheable;
 
-/// Gives back a won lease (its placeholder) when dropped while still holding it.
+/// A won lease (its placeholder's token), held until a value is stored under the key.
+///
+/// Only [`stored`](LeaseGuard::stored) lets go of it without giving it back: on every other
+/// way out (the loader failed, the value did not encode, the store failed, the call was
+/// dropped mid-load) the lease is released, so that other processes stop waiting for a value
+/// that is not coming.
 struct LeaseGuard<'a> {
     client: &'a Client,
     key: &'a str,
     token: Option<CasToken>,
 }
 
+impl LeaseGuard<'_> {
+    /// The value was stored: the store ended the lease.
+    fn stored(mut self) {
+        self.token = None;
+    }
+
+    /// Nothing was stored: gives the lease back before returning, so that the release is
+    /// on the connection ahead of anything the caller sends next.
+    async fn release(mut self) {
+        if let Some(token) = self.token.take() {
+            Self::send_release(self.client, self.key, token).await;
+        }
+    }
+
+    async fn send_release(client: &Client, key: &str, token: CasToken) {
+        // Conditional on the placeholder's CAS unique: a value stored meanwhile stays.
+        if let Err(error) = client.release_lease(key, token).await {
+            tracing::debug!(key, %error, "could not release the lease");
+        }
+    }
+}
+
 impl Drop for LeaseGuard<'_> {
+    /// Dropped still holding the lease (the call was cancelled): releases it from a task.
     fn drop(&mut self) {
         let Some(token) = self.token.take() else {
             return;
@@ -39,11 +67,7 @@ impl Drop for LeaseGuard<'_> {
             return;
         };
         let (client, key) = (self.client.clone(), self.key.to_owned());
-        runtime.spawn(async move {
-            if let Err(error) = client.release_lease(&key, token).await {
-                tracing::debug!(key, %error, "could not release the lease");
-            }
-        });
+        runtime.spawn(async move { Self::send_release(&client, &key, token).await });
     }
 }
 
@@ -724,7 +748,7 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     ///
     /// The read is a [`lease`](memcache_core::Client::lease), so that across processes too
     /// only one caller loads a missing key: the one that wins the lease loads and stores
-    /// (releasing the lease if its loader fails); the others serve the stale value if the
+    /// (releasing the lease whenever it stores nothing); the others serve the stale value if the
     /// entry was invalidated, or poll until the value appears, for at most the client's
     /// timeout, after which they load it themselves.
     async fn read_or_load<Q, F, Fut, E>(
@@ -767,26 +791,55 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             pause = (pause * 2).min(LEASE_POLL_MAX);
         };
         Counters::bump(&self.shared.counters.loads);
-        // Releases the lease if the loader fails, or if this future is dropped mid-load.
-        let mut lease = LeaseGuard {
+        let lease = LeaseGuard {
             client,
             key: full,
             token: placeholder,
         };
-        let value = loader(key)
-            .await
-            .map_err(|error| LoadError::Loader(Arc::new(error)))?;
-        lease.token = None; // the set below ends the lease
-        let encoded = self.encode(&value)?;
-        let stored = client
+        let (outcome, stored) = self.load_and_store(full, key, loader).await;
+        if stored {
+            lease.stored();
+        } else {
+            lease.release().await;
+        }
+        outcome
+    }
+
+    /// Runs the loader and stores its value under `full`: the call's outcome, and whether a
+    /// value was stored. A failed store is logged and does not fail the call.
+    async fn load_and_store<Q, F, Fut, E>(
+        &self,
+        full: &str,
+        key: &Q,
+        loader: F,
+    ) -> (Result<T, LoadError<E>>, bool)
+    where
+        Q: ?Sized,
+        F: FnOnce(&Q) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let value = match loader(key).await {
+            Ok(value) => value,
+            Err(error) => return (Err(LoadError::Loader(Arc::new(error))), false),
+        };
+        let encoded = match self.encode(&value) {
+            Ok(encoded) => encoded,
+            Err(error) => return (Err(error.into()), false),
+        };
+        let stored = self
+            .shared
+            .client
             .set(full, encoded.data)
             .flags(encoded.flags)
             .ttl(Self::default_ttl())
             .await;
-        if let Err(error) = stored {
-            tracing::warn!(key = full, %error, "could not store the loaded value");
+        match stored {
+            Ok(_) => (Ok(value), true),
+            Err(error) => {
+                tracing::warn!(key = full, %error, "could not store the loaded value");
+                (Ok(value), false)
+            }
         }
-        Ok(value)
     }
 
     /// Reads many keys in one round trip; calls `loader` once with the keys that missed

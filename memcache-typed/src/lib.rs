@@ -120,7 +120,8 @@
 //!   the processes that miss the key at once, the one whose lease wins loads and stores; the
 //!   others serve the old value if the entry was invalidated (`md <key> I`), or ask again
 //!   (every 2 to 50 ms) until the value appears, for at most the client's timeout, and then
-//!   load it themselves. A winner whose loader fails releases the lease. While the lease is
+//!   load it themselves. A winner that stores nothing (its loader fails, its value does not
+//!   encode, the store fails, or the call is dropped) releases the lease. While the lease is
 //!   held, memcached keeps an empty placeholder under the key, which `get` reads as a miss.
 //!   Without the meta protocol (old servers, twemproxy) processes cannot coordinate and each
 //!   loads on a miss.

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use memcache_tests::Memcached;
-use memcache_typed::{Cache, Cacheable, Client, Protocol};
-use serde::{Deserialize, Serialize};
+use memcache_tests::{raw_command, Memcached};
+use memcache_typed::{Cache, Cacheable, Client, Lease, Protocol};
+use serde::{Deserialize, Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
 #[cacheable(prefix = "report", ttl = 300)]
@@ -120,4 +120,76 @@ async fn a_failed_winner_gives_the_lease_back() {
     // an empty placeholder is a plain miss for readers, not a mismatch
     assert_eq!(a.stats().mismatches, 0);
     assert_eq!(b.stats().mismatches, 0);
+}
+
+/// A note whose text "unencodable" its `Serialize` impl refuses, as a real type may refuse
+/// values it cannot represent.
+#[derive(Debug, Clone, PartialEq, Deserialize, Cacheable)]
+#[cacheable(prefix = "note", ttl = 300)]
+struct Note {
+    #[cacheable(key)]
+    id: u64,
+    text: String,
+}
+
+impl Serialize for Note {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeStruct as _};
+        if self.text == "unencodable" {
+            return Err(S::Error::custom("this note cannot be encoded"));
+        }
+        let mut note = serializer.serialize_struct("Note", 2)?;
+        note.serialize_field("id", &self.id)?;
+        note.serialize_field("text", &self.text)?;
+        note.end()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_winner_whose_value_does_not_encode_gives_the_lease_back() {
+    let server = Memcached::start();
+    let connect = || {
+        let client = Client::builder()
+            .server(server.addr())
+            .protocol(Protocol::Meta)
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        Cache::<Note>::new(client)
+    };
+    let (a, b) = (connect(), connect());
+    let failed = a
+        .get_or_load(&4, |id| {
+            let id = *id;
+            async move {
+                Ok::<_, std::io::Error>(Note {
+                    id,
+                    text: "unencodable".into(),
+                })
+            }
+        })
+        .await
+        .unwrap_err();
+    let error = failed
+        .cache_error()
+        .expect("a cache error, not the loader's");
+    assert!(error.is_encode(), "{error}");
+    assert!(
+        error.to_string().contains("this note cannot be encoded"),
+        "{error}"
+    );
+    assert_eq!(a.stats().loads, 1);
+
+    // The release went out before the call returned; a round trip on the same connection
+    // makes sure the server has applied it.
+    a.client().version().await.unwrap();
+    let placeholder = raw_command(&server.addr(), b"mg note:4 v\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&placeholder),
+        "EN\r\n",
+        "the placeholder is gone"
+    );
+    // Another process wins the lease at once instead of waiting out LEASE_TTL.
+    let lease = b.client().lease("note:4", 30).await.unwrap();
+    assert!(matches!(lease, Lease::Won { .. }), "{lease:?}");
 }
