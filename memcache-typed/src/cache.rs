@@ -393,6 +393,16 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     /// Reads many values in one round trip. The map holds the hits only (mismatches are
     /// misses), keyed by the keys as given.
     ///
+    /// The request is one classic multi-key `get` per server, even over the meta protocol,
+    /// and a classic reply cannot tell another process's [lease](Cache::get_or_load)
+    /// placeholder (an empty value with flags 0) from a stored empty value with flags 0. For
+    /// codecs that read flags 0 as data ([`Pymemcache`](crate::Pymemcache): an empty
+    /// `bytes`, or an empty `str` written without a serializer), each such value is read
+    /// again with a single-key `get`, which over the meta protocol reads a placeholder as the
+    /// miss it is: one more round trip per empty value. [`MessagePack`] and `Json` never
+    /// write flags 0, so for them such a value is a plain miss at once. Without the meta
+    /// protocol nothing can tell the two apart, and an empty value is read as one.
+    ///
     /// # Errors
     /// As [`get`](Cache::get); one value that does not decode fails the whole call.
     pub fn get_many<'a, I>(
@@ -444,6 +454,20 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             .client
             .get_many(full.iter().map(String::as_str))
             .await?;
+        // The multi-key reply is classic and cannot tell another client's lease placeholder
+        // from a stored empty value; a single-key read can (over meta).
+        for full in full {
+            let key = full.as_str();
+            if found
+                .get(key)
+                .is_some_and(|value| self.may_be_placeholder(value))
+            {
+                match self.shared.client.get(key).await? {
+                    Some(value) => found.insert(key, value),
+                    None => found.remove(key),
+                };
+            }
+        }
         let mut hits = HashMap::with_capacity(found.len());
         for (key, full) in keys.into_iter().zip(full) {
             if let Some(value) = self.decode(full, found.remove(full.as_str()))? {
@@ -451,6 +475,19 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             }
         }
         Ok(hits)
+    }
+
+    /// Whether `value`, read by a classic `get`, could be another client's lease placeholder
+    /// (empty, flags 0) that this codec would not simply read as a mismatch: a codec that
+    /// gives flags 0 a meaning, as [`Pymemcache`](crate::Pymemcache) does for `bytes`, would
+    /// take it for data.
+    fn may_be_placeholder(&self, value: &Value) -> bool {
+        value.data.is_empty()
+            && value.flags == 0
+            && !matches!(
+                self.shared.codec.decode::<T>(b"", 0, T::SCHEMA),
+                Ok(Decoded::Mismatch { .. })
+            )
     }
 
     // -----------------------------------------------------------------------------------
@@ -850,9 +887,11 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     /// The loader returns the values it found; a key it returns nothing for is absent from
     /// the result (and nothing is stored for it). Each value is matched to a key by its
     /// [`cache_key`](Cacheable::cache_key); values for keys that were not asked for are
-    /// ignored. Unlike [`get_or_load`](Cache::get_or_load), batch loads are not shared
-    /// between concurrent callers. Errors and `ignore_exc` behave as there; a store failure
-    /// is logged and does not fail the call.
+    /// ignored. The keys are read as [`get_many`](Cache::get_many) reads them (another
+    /// process's lease placeholder is a miss, so its key is loaded). Unlike
+    /// [`get_or_load`](Cache::get_or_load), batch loads are not shared between concurrent
+    /// callers. Errors and `ignore_exc` behave as there; a store failure is logged and does
+    /// not fail the call.
     ///
     /// # Errors
     /// [`LoadError::Cache`] as [`get_many`](Cache::get_many), or when a loaded value cannot

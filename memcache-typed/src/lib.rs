@@ -122,7 +122,12 @@
 //!   (every 2 to 50 ms) until the value appears, for at most the client's timeout, and then
 //!   load it themselves. A winner that stores nothing (its loader fails, its value does not
 //!   encode, the store fails, or the call is dropped) releases the lease. While the lease is
-//!   held, memcached keeps an empty placeholder under the key, which `get` reads as a miss.
+//!   held, memcached keeps an empty placeholder with flags 0 under the key, which every read
+//!   takes for a miss, never for a value, even with a codec that writes flags 0 itself
+//!   ([`Pymemcache`], for `bytes`): `get`, `gets` and `update` see the placeholder's lease
+//!   flags in the meta reply; [`get_many`](Cache::get_many), whose classic reply does not
+//!   carry them, reads such empty flags-0 values again one by one. Only over the classic
+//!   protocol does an empty flags-0 value look the same as a placeholder.
 //!   Without the meta protocol (old servers, twemproxy) processes cannot coordinate and each
 //!   loads on a miss.
 //! - **Cancellation.** If the leading call is dropped before it finishes, a waiting call

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use memcache_tests::{raw_command, Memcached};
-use memcache_typed::{Cache, Cacheable, Client, Lease, Protocol};
+use memcache_tests::{raw_command, raw_set, Memcached};
+use memcache_typed::{Cache, CacheStats, Cacheable, Client, Codec, Lease, Protocol, Pymemcache};
 use serde::{Deserialize, Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
@@ -192,4 +192,73 @@ async fn a_winner_whose_value_does_not_encode_gives_the_lease_back() {
     // Another process wins the lease at once instead of waiting out LEASE_TTL.
     let lease = b.client().lease("note:4", 30).await.unwrap();
     assert!(matches!(lease, Lease::Won { .. }), "{lease:?}");
+}
+
+/// A thumbnail shared with Python services as plain `bytes`: the stored value is the bytes
+/// alone, which the Pymemcache codec writes with flags 0, as pymemcache does. The key is
+/// not part of the stored value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Cacheable)]
+#[serde(transparent)]
+#[cacheable(prefix = "thumb")]
+struct Thumbnail {
+    #[cacheable(key)]
+    #[serde(skip)]
+    id: u64,
+    bytes: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_lease_placeholder_is_a_miss_for_pymemcache_bytes() {
+    let server = Memcached::start();
+    let client = Client::builder()
+        .server(server.addr())
+        .protocol(Protocol::Meta)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let thumbs: Cache<Thumbnail, Pymemcache> = Cache::with_codec(client, Pymemcache::new());
+    let empty = Thumbnail {
+        id: 2,
+        bytes: Vec::new(),
+    };
+    let encoded = Pymemcache::new().encode(&empty, Thumbnail::SCHEMA).unwrap();
+    assert_eq!((encoded.flags, encoded.data.len()), (0, 0));
+
+    // Another process takes the lease on thumb:1: memcached stores an empty placeholder
+    // with flags 0, exactly what an empty `bytes` looks like. thumb:2 is a real empty value.
+    let won = raw_command(&server.addr(), b"mg thumb:1 v f c N30\r\n");
+    assert!(won.ends_with(b" W\r\n\r\n"), "{won:?}");
+    raw_set(&server.addr(), "thumb:2", 0, b"");
+
+    // (misses, hits, mismatches)
+    let counts = |stats: CacheStats| (stats.misses, stats.hits, stats.mismatches);
+    assert_eq!(thumbs.get(&1).await.unwrap(), None);
+    assert_eq!(counts(thumbs.stats()), (1, 0, 0));
+    assert_eq!(thumbs.gets(&1).await.unwrap(), None);
+    assert_eq!(counts(thumbs.stats()), (2, 0, 0));
+    let updated = thumbs
+        .update(&1, |_| panic!("a placeholder is not a value to update"))
+        .await
+        .unwrap();
+    assert_eq!(updated, None);
+    assert_eq!(counts(thumbs.stats()), (3, 0, 0));
+    // get_many's classic reply shows both as empty flags-0 values; only thumb:2 is one.
+    let found = thumbs.get_many([1u64, 2]).await.unwrap();
+    assert_eq!(found.keys().copied().collect::<Vec<_>>(), [2]);
+    assert!(found[&2].bytes.is_empty());
+    assert_eq!(counts(thumbs.stats()), (4, 1, 0));
+    // The batch loader is asked for the placeholder's key, not served an empty hit.
+    let loaded = thumbs
+        .get_many_or_load([1u64, 2], |missing| async move {
+            assert_eq!(missing, [1]);
+            Ok::<_, std::io::Error>(vec![Thumbnail {
+                id: 1,
+                bytes: b"png".to_vec(),
+            }])
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded[&1].bytes, b"png");
+    assert!(loaded[&2].bytes.is_empty());
+    assert_eq!(counts(thumbs.stats()), (5, 2, 0));
 }

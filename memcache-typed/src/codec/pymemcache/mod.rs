@@ -47,6 +47,11 @@ const PYMEMCACHE_BITS: u32 = FLAG_PICKLE | FLAG_INTEGER | FLAG_LONG | FLAG_COMPR
 /// maps, floats, `bool`, `None`) are what pymemcache would pickle, and encoding
 /// them is an [`EncodeError::Unsupported`].
 ///
+/// An empty `bytes` (flags 0, no data) looks exactly like the placeholder memcached keeps
+/// while another client holds a [lease](crate::Cache::get_or_load) on the key; a
+/// [`Cache`](crate::Cache) reads the placeholder as a miss, not as an empty value (see
+/// [`Cache::get_many`](crate::Cache::get_many) for how).
+///
 /// When reading, flags are interpreted in pymemcache's order: 0 is bytes, then
 /// the text bit wins over the int bits, which win over the pickle bit. Flags with
 /// any bit above the five pymemcache uses (`flags & !0x1F != 0`, for example a
