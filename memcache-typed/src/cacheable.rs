@@ -49,7 +49,7 @@
 ///
 /// - `prefix = "user"`: the [`PREFIX`](Cacheable::PREFIX). Defaults to the type name in
 ///   snake_case (`UserProfile` → `"user_profile"`). Must be non-empty ASCII without
-///   whitespace or control characters, at most 200 bytes.
+///   whitespace, control characters or `:`, at most 200 bytes.
 /// - `ttl = 300`: the [`TTL`](Cacheable::TTL) in seconds, from 1 to 2592000 (30 days; memcached
 ///   reads larger values as a unix timestamp). Without it, `TTL` is `None`: entries do not
 ///   expire.
@@ -105,6 +105,11 @@
 /// # let _ = session.user_id;
 /// ```
 ///
+/// `PREFIX` follows the derive's rules: non-empty printable ASCII without spaces or `:`. A
+/// hand-written impl that breaks them compiles, but every command of a
+/// [`Cache`](crate::Cache) of that type fails with
+/// [`Error::InvalidPrefix`](crate::Error::InvalidPrefix), before anything is sent.
+///
 /// Only the low 24 bits of `SCHEMA` are stored (see the flags layout in the crate
 /// documentation), so two schemas that agree on those bits are not told apart; the derive's
 /// fingerprints make that a one-in-16-million accident.
@@ -119,8 +124,12 @@ pub trait Cacheable: serde::Serialize + serde::de::DeserializeOwned {
     /// Key prefix: full key is `"{PREFIX}:{encoded key}"`.
     ///
     /// Different types must have different prefixes, or their entries overwrite each other.
-    /// Must be non-empty printable ASCII without spaces (the cache refuses other prefixes with
-    /// an error; the derive refuses them at compile time).
+    /// Must be non-empty printable ASCII without spaces and without `:`: the first `:` of a
+    /// memcached key ends the prefix, so that prefix `user` with the composite key `(1, 2)`
+    /// and prefix `user:1` with key `2` cannot meet (both would be `user:1:2`). The derive refuses other prefixes at compile time;
+    /// for a hand-written impl, every command of a [`Cache`](crate::Cache) fails with
+    /// [`Error::InvalidPrefix`](crate::Error::InvalidPrefix) before anything is sent
+    /// ([`Cache::memcached_key`](crate::Cache::memcached_key) shows it too).
     const PREFIX: &'static str;
 
     /// Default time to live in seconds; `None` = the entry does not expire.

@@ -51,13 +51,15 @@
 //! for every attribute, and for how to write the impl by hand; see also
 //! [Hand-written impls](#hand-written-impls) below).
 //!
-//! A value is stored under `"{PREFIX}:{encoded key}"`. The encoding ([`crate::key`]) maps every
-//! key to a valid memcached key, deterministically and without collisions: integers in
-//! decimal, strings with the bytes memcached forbids (whitespace, control bytes, non-ASCII)
-//! and `%` and `:` percent-escaped, composite keys (tuples) joined by `:`. A key that would be
-//! longer than 250 bytes (minus the client's [`key_prefix`](ClientBuilder::key_prefix))
-//! becomes `"{PREFIX}:%H"` and the base64url SHA-256 of the whole key. So a user name with
-//! spaces, a path with newlines or a 1,000-byte string are all fine as keys.
+//! A value is stored under `"{PREFIX}:{encoded key}"`. A prefix may not contain `:`, so the
+//! first `:` ends it, and types with different prefixes never share a key. The encoding
+//! ([`crate::key`]) maps every key to a valid memcached key, deterministically and without
+//! collisions: integers in decimal, strings with the bytes memcached forbids (whitespace,
+//! control bytes, non-ASCII) and `%` and `:` percent-escaped, composite keys (tuples) joined
+//! by `:`. A key that would be longer than 250 bytes (minus the client's
+//! [`key_prefix`](ClientBuilder::key_prefix)) becomes `"{PREFIX}:%H"` and the base64url
+//! SHA-256 of the whole key. So a user name with spaces, a path with newlines or a
+//! 1,000-byte string are all fine as keys.
 //! [`Cache::memcached_key`] shows the key a lookup uses.
 //!
 //! Lookups take `&T::Key`, or a borrowed form of it (`&str` for a `String` key), as
