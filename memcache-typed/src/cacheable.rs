@@ -126,10 +126,11 @@ pub trait Cacheable: serde::Serialize + serde::de::DeserializeOwned {
     /// Different types must have different prefixes, or their entries overwrite each other.
     /// Must be non-empty printable ASCII without spaces and without `:`: the first `:` of a
     /// memcached key ends the prefix, so that prefix `user` with the composite key `(1, 2)`
-    /// and prefix `user:1` with key `2` cannot meet (both would be `user:1:2`). The derive refuses other prefixes at compile time;
-    /// for a hand-written impl, every command of a [`Cache`](crate::Cache) fails with
-    /// [`Error::InvalidPrefix`](crate::Error::InvalidPrefix) before anything is sent
-    /// ([`Cache::memcached_key`](crate::Cache::memcached_key) shows it too).
+    /// and prefix `user:1` with key `2` cannot meet (both would be `user:1:2`). The derive
+    /// refuses other prefixes at compile time; for a hand-written impl, every command of a
+    /// [`Cache`](crate::Cache) fails with [`Error::InvalidPrefix`](crate::Error::InvalidPrefix)
+    /// before anything is sent ([`Cache::memcached_key`](crate::Cache::memcached_key) shows it
+    /// too).
     const PREFIX: &'static str;
 
     /// Default time to live in seconds; `None` = the entry does not expire.
