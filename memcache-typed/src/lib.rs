@@ -199,21 +199,24 @@
 mod cache;
 mod cacheable;
 pub mod codec;
+mod commands;
 mod error;
 pub mod key;
+mod read_through;
+mod single_flight;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cache::{
-    Cache, CacheFuture, CacheStats, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update,
-    DEFAULT_UPDATE_ATTEMPTS, LEASE_TTL,
-};
+pub use cache::{Cache, CacheStats};
 pub use cacheable::Cacheable;
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Codec, Decoded, Encoded, MessagePack, Pymemcache};
+pub use commands::{
+    CacheFuture, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update, DEFAULT_UPDATE_ATTEMPTS,
+};
 pub use error::{DecodeError, EncodeError, Error, LoadError};
 pub use key::{encode_key, full_key, CacheKey, KeyWriter};
 /// The memcached client this crate is built on, re-exported whole so that a service
@@ -226,6 +229,7 @@ pub use memcache_core;
 pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Protocol, Value};
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;
+pub use read_through::LEASE_TTL;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]
