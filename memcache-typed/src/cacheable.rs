@@ -1,5 +1,7 @@
 //! The [`Cacheable`] trait: what makes a type storable in a [`Cache`](crate::Cache).
 
+use crate::key::CacheKey;
+
 /// A value that can be stored in memcached under a key derived from the value itself.
 ///
 /// A `Cacheable` type says where its values live (`"{PREFIX}:{encoded key}"`), how long they
@@ -117,9 +119,9 @@ pub trait Cacheable: serde::Serialize + serde::de::DeserializeOwned {
     /// The type of this value's cache key (a field, or a tuple of fields for a composite key).
     ///
     /// Lookups take a `&Key`, so asking for a user by the wrong kind of key does not compile.
-    /// [`CacheKey`](crate::CacheKey) turns it into the part of the memcached key after the
+    /// [`CacheKey`] turns it into the part of the memcached key after the
     /// prefix.
-    type Key: crate::CacheKey;
+    type Key: CacheKey;
 
     /// Key prefix: full key is `"{PREFIX}:{encoded key}"`.
     ///

@@ -93,7 +93,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest key memcached accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 250;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Codec, Decoded, Encoded};
-use crate::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 
 /// pymemcache `FLAG_PICKLE`.
 const FLAG_PICKLE: u32 = 1 << 0;
