@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use memcache_tests::{raw_command, raw_set, Memcached};
+use memcache_tests::{raw_command, raw_set, raw_stats, Memcached};
 use memcache_typed::{Cache, CacheStats, Cacheable, Client, Codec, Lease, Protocol, Pymemcache};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -29,27 +29,49 @@ fn process(server: &Memcached, protocol: Protocol) -> Cache<Report> {
     Cache::new(client)
 }
 
-/// `processes` independent caches, 10 concurrent callers each, one slow loader: how many
-/// times it ran.
-async fn loads_across(
-    server: &Memcached,
-    protocol: Protocol,
-    processes: usize,
-    load_time: Duration,
-) -> usize {
+/// Waits until the server has answered at least `reads` reads (`cmd_get`), asking it every
+/// few milliseconds; panics after 10 seconds.
+async fn server_has_answered_reads(addr: String, reads: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let addr = addr.clone();
+        let stats = tokio::task::spawn_blocking(move || raw_stats(&addr))
+            .await
+            .unwrap();
+        let answered: usize = stats["cmd_get"].parse().unwrap();
+        if answered >= reads {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server answered {answered} reads, not {reads}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `processes` independent caches, 10 concurrent callers each, all asking for one missing
+/// key: how many times a loader ran.
+///
+/// A loader returns (and its value is stored) only once the server has answered as many
+/// reads as there are processes. Within a process only the leading caller reads, so
+/// without the meta protocol every process's read is a miss and every process loads; with
+/// it, the winner loads while the lease it holds is refused to reads of the others.
+async fn loads_across(server: &Memcached, protocol: Protocol, processes: usize) -> usize {
     let loads = Arc::new(AtomicUsize::new(0));
     let mut callers = Vec::new();
     for _ in 0..processes {
         let cache = process(server, protocol);
         for _ in 0..10 {
             let (cache, loads) = (cache.clone(), Arc::clone(&loads));
+            let addr = server.addr();
             callers.push(tokio::spawn(async move {
                 cache
                     .get_or_load(&7, |id| {
                         let id = *id;
                         async move {
                             loads.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(load_time).await;
+                            server_has_answered_reads(addr, processes).await;
                             Ok::<_, std::io::Error>(Report {
                                 id,
                                 body: "expensive".into(),
@@ -69,16 +91,16 @@ async fn loads_across(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_load_across_processes_with_the_meta_protocol() {
     let server = Memcached::start();
-    let loads = loads_across(&server, Protocol::Auto, 4, Duration::from_millis(150)).await;
+    let loads = loads_across(&server, Protocol::Auto, 4).await;
     assert_eq!(loads, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_meta_protocol_each_process_loads_once() {
     let server = Memcached::start();
-    // Every process's leader misses before the first slow load is stored; single-flight
-    // still holds within each process.
-    let loads = loads_across(&server, Protocol::Classic, 3, Duration::from_millis(500)).await;
+    // Every process's leader misses before the first load is stored; single-flight still
+    // holds within each process.
+    let loads = loads_across(&server, Protocol::Classic, 3).await;
     assert_eq!(loads, 3);
 }
 
@@ -95,9 +117,10 @@ async fn a_failed_winner_gives_the_lease_back() {
         })
         .await;
     assert!(failed.is_err());
-    // The release is sent after the error returns; once it is applied, b loads at once
-    // instead of waiting for a's lease to run out.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The release went out before the error returned; a round trip on the same connection
+    // makes sure the server has applied it. Then b loads at once instead of waiting for a's
+    // lease to run out.
+    a.client().version().await.unwrap();
     let started = tokio::time::Instant::now();
     let report = b
         .get_or_load(&9, |id| {
