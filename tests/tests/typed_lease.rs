@@ -18,15 +18,19 @@ struct Report {
     body: String,
 }
 
-/// A cache with its own client: another "process" as far as the server can tell.
-fn process(server: &Memcached, protocol: Protocol) -> Cache<Report> {
-    let client = Client::builder()
+/// A client of its own: another "process" as far as the server can tell.
+fn client(server: &Memcached, protocol: Protocol) -> Client {
+    Client::builder()
         .server(server.addr())
         .protocol(protocol)
         .timeout(Duration::from_secs(3))
         .build()
-        .unwrap();
-    Cache::new(client)
+        .unwrap()
+}
+
+/// A cache with its own client: another "process".
+fn process<T: Cacheable>(server: &Memcached, protocol: Protocol) -> Cache<T> {
+    Cache::new(client(server, protocol))
 }
 
 /// Waits until the server has answered at least `reads` reads (`cmd_get`), asking it every
@@ -171,16 +175,10 @@ impl Serialize for Note {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_winner_whose_value_does_not_encode_gives_the_lease_back() {
     let server = Memcached::start();
-    let connect = || {
-        let client = Client::builder()
-            .server(server.addr())
-            .protocol(Protocol::Meta)
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap();
-        Cache::<Note>::new(client)
-    };
-    let (a, b) = (connect(), connect());
+    let (a, b): (Cache<Note>, Cache<Note>) = (
+        process(&server, Protocol::Meta),
+        process(&server, Protocol::Meta),
+    );
     let failed = a
         .get_or_load(&4, |id| {
             let id = *id;
@@ -233,13 +231,8 @@ struct Thumbnail {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_lease_placeholder_is_a_miss_for_pymemcache_bytes() {
     let server = Memcached::start();
-    let client = Client::builder()
-        .server(server.addr())
-        .protocol(Protocol::Meta)
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
-    let thumbs: Cache<Thumbnail, Pymemcache> = Cache::with_codec(client, Pymemcache::new());
+    let thumbs: Cache<Thumbnail, Pymemcache> =
+        Cache::with_codec(client(&server, Protocol::Meta), Pymemcache::new());
     let empty = Thumbnail {
         id: 2,
         bytes: Vec::new(),
