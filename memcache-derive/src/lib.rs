@@ -36,9 +36,11 @@
 //! | `key = "id"` / `key = "tenant, id"` | names the key field(s) instead of marking them | none |
 //!
 //! Rules, checked at compile time:
-//! - `prefix` is a string literal, not empty, ASCII, without whitespace or control
-//!   characters, at most 200 bytes (memcached keys are at most 250 bytes in all). The default
-//!   prefix obeys the same rules.
+//! - `prefix` is a string literal, not empty, ASCII, without whitespace, control characters
+//!   or `:`, at most 200 bytes (memcached keys are at most 250 bytes in all). `:` separates
+//!   the prefix from the key, so a prefix `user:1` with the key `2` and a prefix `user` with
+//!   the composite key `(1, 2)` would share `user:1:2`. The default prefix obeys the same
+//!   rules.
 //! - `ttl` is an integer literal from 1 to 2592000 (30 days): memcached reads larger values as
 //!   an absolute unix time. Leave it out for entries that do not expire (`ttl = 0` is refused
 //!   rather than silently meaning "never").

@@ -145,6 +145,10 @@ pub(crate) fn prefix_problem(prefix: &str) -> Option<String> {
     if !prefix.is_ascii() {
         return Some("must be ASCII".to_owned());
     }
+    if prefix.contains(':') {
+        // `user:1` with key `2` and `user` with key `(1, 2)` would share `user:1:2`.
+        return Some("must not contain `:`, which separates the prefix from the key".to_owned());
+    }
     if prefix.len() > MAX_PREFIX_LEN {
         return Some(format!(
             "must be at most {MAX_PREFIX_LEN} bytes, this one has {}",
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn prefix_rules() {
         assert_eq!(prefix_problem("user"), None);
-        assert_eq!(prefix_problem("app:user-v2"), None);
+        assert_eq!(prefix_problem("app.user-v2"), None);
         assert_eq!(prefix_problem(&"p".repeat(200)), None);
         let bad = [
             ("", "empty"),
@@ -212,6 +216,9 @@ mod tests {
             ("a\u{7}b", "control"),
             ("a\u{7f}", "control"),
             ("caf\u{e9}", "ASCII"),
+            ("app:user", "`:`"),
+            (":", "`:`"),
+            ("user:", "`:`"),
             (&*"p".repeat(201), "at most 200 bytes, this one has 201"),
         ];
         for (prefix, problem) in bad {

@@ -1,5 +1,7 @@
 //! The [`Cacheable`] trait: what makes a type storable in a [`Cache`](crate::Cache).
 
+use crate::key::CacheKey;
+
 /// A value that can be stored in memcached under a key derived from the value itself.
 ///
 /// A `Cacheable` type says where its values live (`"{PREFIX}:{encoded key}"`), how long they
@@ -49,7 +51,7 @@
 ///
 /// - `prefix = "user"`: the [`PREFIX`](Cacheable::PREFIX). Defaults to the type name in
 ///   snake_case (`UserProfile` → `"user_profile"`). Must be non-empty ASCII without
-///   whitespace or control characters, at most 200 bytes.
+///   whitespace, control characters or `:`, at most 200 bytes.
 /// - `ttl = 300`: the [`TTL`](Cacheable::TTL) in seconds, from 1 to 2592000 (30 days; memcached
 ///   reads larger values as a unix timestamp). Without it, `TTL` is `None`: entries do not
 ///   expire.
@@ -105,6 +107,11 @@
 /// # let _ = session.user_id;
 /// ```
 ///
+/// `PREFIX` follows the derive's rules: non-empty printable ASCII without spaces or `:`. A
+/// hand-written impl that breaks them compiles, but every command of a
+/// [`Cache`](crate::Cache) of that type fails with
+/// [`Error::InvalidPrefix`](crate::Error::InvalidPrefix), before anything is sent.
+///
 /// Only the low 24 bits of `SCHEMA` are stored (see the flags layout in the crate
 /// documentation), so two schemas that agree on those bits are not told apart; the derive's
 /// fingerprints make that a one-in-16-million accident.
@@ -112,15 +119,20 @@ pub trait Cacheable: serde::Serialize + serde::de::DeserializeOwned {
     /// The type of this value's cache key (a field, or a tuple of fields for a composite key).
     ///
     /// Lookups take a `&Key`, so asking for a user by the wrong kind of key does not compile.
-    /// [`CacheKey`](crate::CacheKey) turns it into the part of the memcached key after the
+    /// [`CacheKey`] turns it into the part of the memcached key after the
     /// prefix.
-    type Key: crate::CacheKey;
+    type Key: CacheKey;
 
     /// Key prefix: full key is `"{PREFIX}:{encoded key}"`.
     ///
     /// Different types must have different prefixes, or their entries overwrite each other.
-    /// Must be non-empty printable ASCII without spaces (the cache refuses other prefixes with
-    /// an error; the derive refuses them at compile time).
+    /// Must be non-empty printable ASCII without spaces and without `:`: the first `:` of a
+    /// memcached key ends the prefix, so that prefix `user` with the composite key `(1, 2)`
+    /// and prefix `user:1` with key `2` cannot meet (both would be `user:1:2`). The derive
+    /// refuses other prefixes at compile time; for a hand-written impl, every command of a
+    /// [`Cache`](crate::Cache) fails with [`Error::InvalidPrefix`](crate::Error::InvalidPrefix)
+    /// before anything is sent ([`Cache::memcached_key`](crate::Cache::memcached_key) shows it
+    /// too).
     const PREFIX: &'static str;
 
     /// Default time to live in seconds; `None` = the entry does not expire.

@@ -52,12 +52,19 @@ pub enum Error {
     #[error(transparent)]
     Decode(#[from] DecodeError),
 
-    /// The key prefix is empty or contains a byte memcached does not accept in
-    /// a key (ASCII whitespace, control bytes, DEL or non-ASCII).
+    /// The key prefix is empty, contains a byte memcached does not accept in a
+    /// key (ASCII whitespace, control bytes, DEL or non-ASCII), or contains `:`,
+    /// which separates the prefix from the key (with it, two types' keys could
+    /// meet: prefix `user:1` with key `2`, prefix `user` with key `(1, 2)`).
     ///
     /// `#[derive(Cacheable)]` rejects such prefixes at compile time; this can
-    /// only come from a hand-written [`Cacheable`](crate::Cacheable) impl.
-    #[error("invalid key prefix {prefix:?}: it must be non-empty printable ASCII without spaces")]
+    /// only come from a hand-written [`Cacheable`](crate::Cacheable) impl, and
+    /// then every command of a [`Cache`](crate::Cache) of that type fails with
+    /// it, before anything is sent.
+    #[error(
+        "invalid key prefix {prefix:?}: it must be non-empty printable ASCII \
+         without spaces or `:` (which separates the prefix from the key)"
+    )]
     InvalidPrefix {
         /// The offending prefix.
         prefix: String,

@@ -26,10 +26,12 @@
 //! components of a composite key; this is what makes the encoding injective
 //! (`("a:b", "c")` → `a%3Ab:c`, `("a", "b:c")` → `a:b%3Ac`, `"a%3Ab"` → `a%253Ab`).
 //!
-//! Injectivity holds for the keys of one type (one prefix, one key type). The
-//! prefix itself is not escaped, so two types whose prefixes are `a` and `a:b`
-//! could meet (`a` with key `("b", "c")`, `a:b` with key `"c"`): keep `:` out of
-//! prefixes, or make sure no prefix is another one followed by `:`.
+//! Injectivity holds for the keys of one type (one prefix, one key type), and
+//! across types as long as their prefixes differ: the prefix itself is not
+//! escaped, so it may not contain `:` (two types whose prefixes were `a` and
+//! `a:b` could meet, `a` with key `("b", "c")` and `a:b` with key `"c"`). The
+//! first `:` of a memcached key therefore always ends the prefix; [`full_key`]
+//! refuses a prefix with `:` in it.
 //!
 //! # Long keys
 //!
@@ -91,7 +93,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest key memcached accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
@@ -199,15 +201,15 @@ pub fn encode_key<K: CacheKey + ?Sized>(key: &K) -> String {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidPrefix`] if `prefix` is empty or has a byte that memcached
-/// does not accept in a key; [`Error::KeyTooLong`] if even the hashed form does
-/// not fit in `budget`.
+/// [`Error::InvalidPrefix`] if `prefix` is empty, has a byte that memcached
+/// does not accept in a key, or has a `:` (which separates the prefix from the
+/// key); [`Error::KeyTooLong`] if even the hashed form does not fit in `budget`.
 pub fn full_key<K: CacheKey + ?Sized>(
     prefix: &str,
     key: &K,
     budget: usize,
 ) -> Result<String, Error> {
-    if prefix.is_empty() || prefix.bytes().any(|b| b <= 0x20 || b >= 0x7f) {
+    if prefix.is_empty() || prefix.bytes().any(|b| b <= 0x20 || b >= 0x7f || b == b':') {
         return Err(Error::InvalidPrefix {
             prefix: prefix.to_owned(),
         });
@@ -445,6 +447,10 @@ mod tests {
         ));
         assert!(matches!(
             full_key("é", &1u8, 250),
+            Err(Error::InvalidPrefix { .. })
+        ));
+        assert!(matches!(
+            full_key("user:1", &2u8, 250),
             Err(Error::InvalidPrefix { .. })
         ));
         let prefix = "p".repeat(200);

@@ -51,13 +51,15 @@
 //! for every attribute, and for how to write the impl by hand; see also
 //! [Hand-written impls](#hand-written-impls) below).
 //!
-//! A value is stored under `"{PREFIX}:{encoded key}"`. The encoding ([`crate::key`]) maps every
-//! key to a valid memcached key, deterministically and without collisions: integers in
-//! decimal, strings with the bytes memcached forbids (whitespace, control bytes, non-ASCII)
-//! and `%` and `:` percent-escaped, composite keys (tuples) joined by `:`. A key that would be
-//! longer than 250 bytes (minus the client's [`key_prefix`](ClientBuilder::key_prefix))
-//! becomes `"{PREFIX}:%H"` and the base64url SHA-256 of the whole key. So a user name with
-//! spaces, a path with newlines or a 1,000-byte string are all fine as keys.
+//! A value is stored under `"{PREFIX}:{encoded key}"`. A prefix may not contain `:`, so the
+//! first `:` ends it, and types with different prefixes never share a key. The encoding
+//! ([`crate::key`]) maps every key to a valid memcached key, deterministically and without
+//! collisions: integers in decimal, strings with the bytes memcached forbids (whitespace,
+//! control bytes, non-ASCII) and `%` and `:` percent-escaped, composite keys (tuples) joined
+//! by `:`. A key that would be longer than 250 bytes (minus the client's
+//! [`key_prefix`](ClientBuilder::key_prefix)) becomes `"{PREFIX}:%H"` and the base64url
+//! SHA-256 of the whole key. So a user name with spaces, a path with newlines or a
+//! 1,000-byte string are all fine as keys.
 //! [`Cache::memcached_key`] shows the key a lookup uses.
 //!
 //! Lookups take `&T::Key`, or a borrowed form of it (`&str` for a `String` key), as
@@ -120,8 +122,14 @@
 //!   the processes that miss the key at once, the one whose lease wins loads and stores; the
 //!   others serve the old value if the entry was invalidated (`md <key> I`), or ask again
 //!   (every 2 to 50 ms) until the value appears, for at most the client's timeout, and then
-//!   load it themselves. A winner whose loader fails releases the lease. While the lease is
-//!   held, memcached keeps an empty placeholder under the key, which `get` reads as a miss.
+//!   load it themselves. A winner that stores nothing (its loader fails, its value does not
+//!   encode, the store fails, or the call is dropped) releases the lease. While the lease is
+//!   held, memcached keeps an empty placeholder with flags 0 under the key, which every read
+//!   takes for a miss, never for a value, even with a codec that writes flags 0 itself
+//!   ([`Pymemcache`], for `bytes`): `get`, `gets` and `update` see the placeholder's lease
+//!   flags in the meta reply; [`get_many`](Cache::get_many), whose classic reply does not
+//!   carry them, reads such empty flags-0 values again one by one. Only over the classic
+//!   protocol does an empty flags-0 value look the same as a placeholder.
 //!   Without the meta protocol (old servers, twemproxy) processes cannot coordinate and each
 //!   loads on a miss.
 //! - **Cancellation.** If the leading call is dropped before it finishes, a waiting call
@@ -191,21 +199,24 @@
 mod cache;
 mod cacheable;
 pub mod codec;
+mod commands;
 mod error;
 pub mod key;
+mod read_through;
+mod single_flight;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cache::{
-    Cache, CacheFuture, CacheStats, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update,
-    DEFAULT_UPDATE_ATTEMPTS, LEASE_TTL,
-};
+pub use cache::{Cache, CacheStats};
 pub use cacheable::Cacheable;
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Codec, Decoded, Encoded, MessagePack, Pymemcache};
+pub use commands::{
+    CacheFuture, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update, DEFAULT_UPDATE_ATTEMPTS,
+};
 pub use error::{DecodeError, EncodeError, Error, LoadError};
 pub use key::{encode_key, full_key, CacheKey, KeyWriter};
 /// The memcached client this crate is built on, re-exported whole so that a service
@@ -218,6 +229,7 @@ pub use memcache_core;
 pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Protocol, Value};
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;
+pub use read_through::LEASE_TTL;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]

@@ -36,7 +36,7 @@ struct LongLived {
 }
 
 #[derive(Debug, Serialize, Deserialize, Cacheable)]
-#[cacheable(prefix = "app:membership-v2")]
+#[cacheable(prefix = "app.membership-v2")]
 struct Membership {
     #[cacheable(key)]
     tenant: String,
@@ -83,7 +83,7 @@ fn prefix_defaults_to_the_type_name_in_snake_case() {
 #[test]
 fn explicit_prefix() {
     assert_eq!(User::PREFIX, "user");
-    assert_eq!(Membership::PREFIX, "app:membership-v2");
+    assert_eq!(Membership::PREFIX, "app.membership-v2");
 }
 
 #[test]

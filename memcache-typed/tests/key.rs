@@ -89,7 +89,7 @@ fn long_keys_are_hashed_within_budget() {
 
 #[test]
 fn invalid_prefixes_are_refused() {
-    for prefix in ["", "a b", "a\n", "é", "\x7f"] {
+    for prefix in ["", "a b", "a\n", "é", "\x7f", ":", "user:1", "user:"] {
         let err = full_key(prefix, &1u8, 250).unwrap_err();
         assert!(matches!(err, Error::InvalidPrefix { .. }), "{prefix:?}");
         assert!(err.is_key());

@@ -81,6 +81,25 @@ impl Cacheable for Session {
     }
 }
 
+/// A hand-written impl whose prefix has a `:`: tenant acme's members by user id. Its key 7
+/// would be `membership:acme:7`, the key of `Membership { tenant: "acme", user: 7 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AcmeMember {
+    user: u64,
+    role: String,
+}
+
+impl Cacheable for AcmeMember {
+    type Key = u64;
+    const PREFIX: &'static str = "membership:acme";
+    const TTL: Option<u32> = None;
+    const SCHEMA: u32 = 1;
+
+    fn cache_key(&self) -> u64 {
+        self.user
+    }
+}
+
 fn client(server: &Memcached) -> Client {
     Client::builder()
         .server(server.addr())
@@ -288,6 +307,53 @@ async fn hand_written_impl() {
     assert_eq!(flags, layout_flags(MESSAGEPACK_CODEC_ID, 0x00C0_FFEE));
     let ttl = raw_ttl(&server.addr(), "session:tok%20en").unwrap();
     assert!((1795..=1800).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn a_hand_written_prefix_with_a_colon_is_refused() {
+    let server = Memcached::start();
+    let addr = server.addr();
+    let members: Cache<Membership> = Cache::new(client(&server));
+    let acme: Cache<AcmeMember> = Cache::new(client(&server));
+    let member = Membership {
+        tenant: "acme".to_owned(),
+        user: 7,
+        role: "admin".to_owned(),
+    };
+    members.set(&member).noreply(false).await.unwrap();
+    let commands =
+        |stats: HashMap<String, String>| (stats["cmd_get"].clone(), stats["cmd_set"].clone());
+    let before = commands(raw_stats(&addr));
+
+    let refused = |error: Error| {
+        assert!(matches!(&error, Error::InvalidPrefix { prefix } if prefix == "membership:acme"));
+        assert!(error.is_key() && error.is_illegal_input(), "{error}");
+        assert!(error.to_string().contains("`:`"), "{error}");
+    };
+    refused(acme.memcached_key(&7).unwrap_err());
+    refused(acme.get(&7).await.unwrap_err());
+    refused(acme.get_many([7u64]).await.unwrap_err());
+    let intruder = AcmeMember {
+        user: 7,
+        role: "intruder".to_owned(),
+    };
+    refused(acme.set(&intruder).noreply(false).await.unwrap_err());
+    refused(acme.set(&intruder).await.unwrap_err());
+    refused(acme.delete(&7).await.unwrap_err());
+    let loaded = acme
+        .get_or_load(&7, |_| async {
+            Err::<AcmeMember, _>(std::io::Error::other("the loader is not called"))
+        })
+        .await
+        .unwrap_err();
+    refused(loaded.cache_error().expect("a cache error").clone());
+
+    // Nothing reached the server, and the membership it would have overwritten is intact.
+    assert_eq!(commands(raw_stats(&addr)), before);
+    assert_eq!(
+        members.get(&("acme".to_owned(), 7)).await.unwrap(),
+        Some(member)
+    );
 }
 
 #[tokio::test]

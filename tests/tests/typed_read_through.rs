@@ -3,13 +3,15 @@
 //! survives a cancelled leader; `get_many_or_load` loads exactly the missing keys in one call.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use memcache_tests::{raw_get, raw_set, raw_ttl, Memcached};
 use memcache_typed::{Cache, Client, LoadError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 mod common;
 
@@ -26,6 +28,27 @@ impl fmt::Display for DbError {
 }
 
 impl std::error::Error for DbError {}
+
+/// Runs a `get_or_load` call, and counts it in `joined` as soon as its first poll is over:
+/// by then the call has joined the flight of its key, as leader or follower (it joins
+/// before its first await).
+async fn joining<F: Future>(joined: &watch::Sender<usize>, call: F) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    joined.send_modify(|n| *n += 1);
+    match first {
+        Poll::Ready(output) => output,
+        Poll::Pending => call.await,
+    }
+}
+
+/// Waits until `joined` counts `n` calls; panics after 10 seconds.
+async fn until_joined(joined: &mut watch::Receiver<usize>, n: usize) {
+    let waited = tokio::time::timeout(Duration::from_secs(10), joined.wait_for(|&c| c >= n));
+    if !matches!(waited.await, Ok(Ok(_))) {
+        panic!("only {} of {n} calls joined", *joined.borrow());
+    }
+}
 
 fn users(server: &Memcached) -> Cache<User> {
     let client = Client::builder()
@@ -52,6 +75,9 @@ async fn one_hundred_concurrent_callers_share_one_load() {
                     let id = *id;
                     async move {
                         loads.fetch_add(1, Ordering::SeqCst);
+                        // A slow database, so that most callers arrive during the load.
+                        // Callers that come after it read the stored value: the counts
+                        // below hold whatever the timing.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         Ok::<_, DbError>(user(id))
                     }
@@ -88,28 +114,22 @@ async fn loader_error_reaches_every_waiter_and_nothing_is_cached() {
     let server = Memcached::start();
     let users = users(&server);
     let loads = Arc::new(AtomicUsize::new(0));
-    // Counted right before each call, in the same poll as the call joins the flight: the
-    // loader fails only once all 20 callers are waiting on it.
-    let arrived = Arc::new(AtomicUsize::new(0));
+    // The loader fails only once all 20 callers have joined the flight.
+    let joined = Arc::new(watch::Sender::new(0));
 
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let users = users.clone();
         let loads = Arc::clone(&loads);
-        let arrived = Arc::clone(&arrived);
+        let joined = Arc::clone(&joined);
         tasks.push(tokio::spawn(async move {
-            arrived.fetch_add(1, Ordering::SeqCst);
-            let all_arrived = Arc::clone(&arrived);
-            users
-                .get_or_load(&3, |_| async move {
-                    loads.fetch_add(1, Ordering::SeqCst);
-                    while all_arrived.load(Ordering::SeqCst) < 20 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Err::<User, _>(DbError("connection refused".into()))
-                })
-                .await
+            let mut all_joined = joined.subscribe();
+            let call = users.get_or_load(&3, |_| async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                until_joined(&mut all_joined, 20).await;
+                Err::<User, _>(DbError("connection refused".into()))
+            });
+            joining(&joined, call).await
         }));
     }
     let mut errors = Vec::new();
@@ -172,25 +192,28 @@ async fn a_cancelled_leader_hands_over_to_a_waiter() {
     started.await.expect("the leader's loader started");
 
     let loads = Arc::new(AtomicUsize::new(0));
+    let joined = Arc::new(watch::Sender::new(0));
     let mut followers = Vec::new();
     for _ in 0..10 {
         let users = users.clone();
         let loads = Arc::clone(&loads);
+        let joined = Arc::clone(&joined);
         followers.push(tokio::spawn(async move {
-            users
-                .get_or_load(&1, |id| {
-                    let id = *id;
-                    async move {
-                        loads.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        Ok::<_, DbError>(user(id))
-                    }
-                })
-                .await
+            let call = users.get_or_load(&1, |id| {
+                let id = *id;
+                async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    // A slow database; a follower that comes back after this load reads
+                    // the stored value, so one load whatever the timing.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok::<_, DbError>(user(id))
+                }
+            });
+            joining(&joined, call).await
         }));
     }
-    // Let the followers reach the flight, then cancel the leader.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once every follower waits on the leader's flight, cancel the leader.
+    until_joined(&mut joined.subscribe(), 10).await;
     assert_eq!(
         loads.load(Ordering::SeqCst),
         0,
@@ -224,6 +247,9 @@ async fn different_keys_load_independently() {
                     let id = *id;
                     async move {
                         loaded.lock().unwrap().push(id);
+                        // A slow database; a second call for a key that comes after its
+                        // load reads the stored value, so one load per key whatever the
+                        // timing.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok::<_, DbError>(user(id))
                     }

@@ -2,7 +2,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{layout_encoded, layout_mismatch, Codec, Decoded, Encoded, JSON_CODEC_ID};
-use crate::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 
 /// JSON (serde_json), for values other programs read as text. Feature `json`.
 ///

@@ -59,7 +59,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 
 #[cfg(feature = "json")]
 pub use self::json::Json;

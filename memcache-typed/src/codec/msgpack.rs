@@ -2,7 +2,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{layout_encoded, layout_mismatch, Codec, Decoded, Encoded, MESSAGEPACK_CODEC_ID};
-use crate::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 
 /// How deeply arrays and maps may nest in a decoded value. rmp-serde's own
 /// default (1024) can overflow a 2 MiB thread stack with recursive types such as

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Codec, Decoded, Encoded};
-use crate::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 
 /// pymemcache `FLAG_PICKLE`.
 const FLAG_PICKLE: u32 = 1 << 0;
@@ -46,6 +46,11 @@ const PYMEMCACHE_BITS: u32 = FLAG_PICKLE | FLAG_INTEGER | FLAG_LONG | FLAG_COMPR
 /// Newtype structs and `Option::Some` are transparent; other shapes (structs,
 /// maps, floats, `bool`, `None`) are what pymemcache would pickle, and encoding
 /// them is an [`EncodeError::Unsupported`].
+///
+/// An empty `bytes` (flags 0, no data) looks exactly like the placeholder memcached keeps
+/// while another client holds a [lease](crate::Cache::get_or_load) on the key; a
+/// [`Cache`](crate::Cache) reads the placeholder as a miss, not as an empty value (see
+/// [`Cache::get_many`](crate::Cache::get_many) for how).
 ///
 /// When reading, flags are interpreted in pymemcache's order: 0 is bytes, then
 /// the text bit wins over the int bits, which win over the pickle bit. Flags with

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::ser::{self, Impossible, Serialize};
 
 use super::{FLAG_INTEGER, FLAG_TEXT};
-use crate::EncodeError;
+use crate::error::EncodeError;
 
 /// The serializer's error.
 #[derive(Debug)]
