@@ -8,8 +8,9 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use memcache_core::__bench::decode::Decoder;
 use memcache_core::__bench::request::{self, StoreCommand};
-use memcache_core::__bench::response::{Decoder, Expect, Kind};
+use memcache_core::__bench::response::{Expect, Kind};
 
 fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
@@ -32,6 +33,7 @@ fn encode(c: &mut Criterion) {
                 false,
                 None,
                 None,
+                7,
             );
             buf
         })
@@ -48,7 +50,17 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             let mut buf = BytesMut::new();
             let key = black_box(&b"user:12345"[..]);
-            request::meta_store(&mut buf, StoreCommand::Set, b"", key, 0, 300, &value, false);
+            request::meta_store(
+                &mut buf,
+                StoreCommand::Set,
+                b"",
+                key,
+                0,
+                300,
+                &value,
+                false,
+                7,
+            );
             buf
         })
     });
@@ -104,7 +116,11 @@ fn decode(c: &mut Criterion) {
             let mut decoder = Decoder::new(1 << 20);
             b.iter(|| {
                 let mut buf = BytesMut::from(input);
-                let response = decoder.decode(&mut buf, Expect::one(kind)).unwrap();
+                let expect = Expect {
+                    items: elements as u32,
+                    ..Expect::one(kind)
+                };
+                let response = decoder.decode(&mut buf, expect).unwrap();
                 assert!(response.is_some() && buf.is_empty());
                 response
             })

@@ -8,8 +8,9 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 
 use crate::config::{ClientBuilder, Config};
-use crate::connection::{Connection, Reply, Request, Sent};
+use crate::connection::{deadline, Connection, Reply, Request, Sent};
 use crate::error::{Error, Result, TimeoutKind};
+use crate::protocol::response::Opaque;
 use crate::protocol::response::{Expect, Response};
 
 /// A memcached client: cheap to clone, safe to share between tasks.
@@ -106,18 +107,19 @@ impl Inner {
     /// Sends a request that expects a reply and waits for it, within the request timeout.
     /// Server-reported errors come back as `Err`.
     ///
-    /// On a connected driver the caller sets no timer of its own: the driver answers or
-    /// fails every request by `since + timeout` (it closes a connection whose oldest request
-    /// is overdue), which saves a timer registration per command. While the connection is
-    /// still being opened, or its write queue is full, the caller bounds its own wait.
+    /// On a connected driver the caller sets no timer of its own: the driver fails every
+    /// caller alone at `since + timeout`, which saves a timer registration per command.
+    /// While the connection is still being opened, or its write queue is full, the caller
+    /// bounds its own wait.
     ///
-    /// `encode` writes the request into the connection's write buffer.
+    /// `encode` writes the request into the connection's write buffer, given the opaque
+    /// token of its first meta request; it writes `expect.count` requests.
     pub(crate) async fn request(
         &self,
         expect: Expect,
-        encode: impl FnOnce(&mut BytesMut),
+        encode: impl FnOnce(&mut BytesMut, Opaque),
     ) -> Result<Response> {
-        let (sent, since) = self.start(Some(expect), false, encode);
+        let (sent, since) = self.start(Some(expect), false, expect.count, encode);
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
         let result = match sent {
@@ -127,23 +129,26 @@ impl Inner {
             Sent::Connecting(reply) => Box::pin(self.within(since, reply_of(reply))).await,
             Sent::Full(request) => {
                 let send_then_reply = async {
-                    let reply = self.send_when_room(request).await;
+                    let reply = self.connection.send_when_room(request).await?;
                     reply_of(reply).await
                 };
                 Box::pin(self.within(since, send_then_reply)).await
             }
+            Sent::Down(error) => Err(error),
         };
         failed_as_err(result)
     }
 
     /// What [`Inner::request`] and [`Inner::send_noreply`] do before they wait: hands the
     /// request (`expect`: the reply's shape, `None` for noreply; `quiet`: a noreply meta
-    /// request in quiet mode) to the connection. Returns how it went, and when the request
-    /// was issued. For command futures written out by hand.
-    pub(crate) fn start<E: FnOnce(&mut BytesMut)>(
+    /// request in quiet mode; `count`: how many protocol requests `encode` writes) to the
+    /// connection. Returns how it went, and when the request was issued. For command
+    /// futures written out by hand.
+    pub(crate) fn start<E: FnOnce(&mut BytesMut, Opaque)>(
         &self,
         expect: Option<Expect>,
         quiet: bool,
+        count: u32,
         encode: E,
     ) -> (Sent<E>, Instant) {
         let since = Instant::now();
@@ -151,44 +156,32 @@ impl Inner {
             encode,
             expect,
             quiet,
+            count,
             since,
         };
         (self.connection.try_send(request), since)
     }
 
-    /// Hands a noreply request to the connection; resolves once the connection has it.
-    /// `quiet`: a meta request in quiet mode, whose failure the server still reports.
+    /// Hands a noreply request (`count` protocol requests) to the connection; resolves once
+    /// the connection has it. `quiet`: meta requests in quiet mode, whose failure the server
+    /// still reports.
     pub(crate) async fn send_noreply(
         &self,
         quiet: bool,
-        encode: impl FnOnce(&mut BytesMut),
+        count: u32,
+        encode: impl FnOnce(&mut BytesMut, Opaque),
     ) -> Result<()> {
-        let (sent, since) = self.start(None, quiet, encode);
+        let (sent, since) = self.start(None, quiet, count, encode);
         match sent {
             Sent::Ready(_) | Sent::Connecting(_) => Ok(()),
             Sent::Full(request) => {
                 let send = async {
-                    self.send_when_room(request).await;
+                    self.connection.send_when_room(request).await?;
                     Ok(())
                 };
                 Box::pin(self.within(since, send)).await
             }
-        }
-    }
-
-    /// Hands `request` over once the connection's write queue has room again (it was over
-    /// its 4 MiB high-water mark: the server is not reading, or the link is slow). Checked
-    /// every millisecond; the caller bounds the wait with its deadline.
-    async fn send_when_room<E: FnOnce(&mut BytesMut)>(
-        &self,
-        mut request: Request<E>,
-    ) -> Option<Reply> {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            match self.connection.try_send(request) {
-                Sent::Full(back) => request = back,
-                Sent::Ready(reply) | Sent::Connecting(reply) => return reply,
-            }
+            Sent::Down(error) => Err(error),
         }
     }
 
@@ -198,7 +191,7 @@ impl Inner {
         since: Instant,
         work: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout_at(since + self.config.timeout, work).await {
+        match tokio::time::timeout_at(deadline(since, self.config.timeout), work).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),
         }

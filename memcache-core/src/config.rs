@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IllegalInput, Result};
 use crate::key::KeyRules;
 
 /// Default for [`ClientBuilder::connect_timeout`]: 1 second.
@@ -13,6 +13,16 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default for [`ClientBuilder::max_value_size`]: 1 MiB, memcached's default item size.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 1024 * 1024;
+/// Default first pause of [`ClientBuilder::reconnect_backoff`]: 50 ms.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// Default longest pause of [`ClientBuilder::reconnect_backoff`]: 5 seconds.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The largest [`ClientBuilder::max_value_size`] accepted: 1 GiB, memcached's largest item
+/// size (`-I 1024m`).
+pub const MAX_VALUE_SIZE_LIMIT: usize = 1024 * 1024 * 1024;
+/// The longest [`ClientBuilder::tcp_keepalive`] idle time accepted: 32,767 s, Linux's
+/// largest `TCP_KEEPIDLE`.
+const MAX_KEEPALIVE: Duration = Duration::from_secs(32_767);
 /// The memcached port used when an address has none.
 pub const DEFAULT_PORT: u16 = 11211;
 
@@ -130,6 +140,8 @@ pub(crate) struct Config {
     pub(crate) keys: KeyRules,
     pub(crate) protocol: Protocol,
     pub(crate) join_gets: bool,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
 }
 
 /// Builds a [`Client`](crate::Client). Every setting has a documented default; [`build`](Self::build) does
@@ -162,6 +174,8 @@ pub struct ClientBuilder {
     max_value_size: usize,
     protocol: Protocol,
     join_gets: bool,
+    backoff_initial: Duration,
+    backoff_max: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -179,6 +193,8 @@ impl Default for ClientBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             protocol: Protocol::Auto,
             join_gets: false,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
         }
     }
 }
@@ -196,15 +212,20 @@ impl ClientBuilder {
         self
     }
 
-    /// How long opening a connection may take. Default: 1 s ([`DEFAULT_CONNECT_TIMEOUT`]).
+    /// How long opening a connection may take (and, under [`Protocol::Auto`], its protocol
+    /// probe). Default: 1 s ([`DEFAULT_CONNECT_TIMEOUT`]). `Duration::MAX` means no limit;
+    /// zero is refused by [`build`](Self::build).
     pub fn connect_timeout(mut self, limit: Duration) -> Self {
         self.connect_timeout = limit;
         self
     }
 
     /// How long one command may take from the caller's point of view, including waiting for a
-    /// connection. Default: 1 s ([`DEFAULT_TIMEOUT`]). A connection whose oldest outstanding
-    /// request has waited longer than this is closed and its requests fail.
+    /// connection. Default: 1 s ([`DEFAULT_TIMEOUT`]). A call past its deadline fails alone
+    /// with [`Error::Timeout`]; its reply, when it comes, is read and discarded. A connection
+    /// is closed for slowness only when the server has sent nothing for this long while
+    /// requests were outstanding. `Duration::MAX` means no limit; zero is refused by
+    /// [`build`](Self::build).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
         self
@@ -217,7 +238,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Enables TCP keepalive probes after this much idle time. Default: off.
+    /// Enables TCP keepalive probes after this much idle time, from 1 s to 32,767 s (the
+    /// range Linux accepts; anything else is refused by [`build`](Self::build)). Default:
+    /// off.
     pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
         self.tcp_keepalive = idle;
         self
@@ -253,9 +276,11 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest value the client accepts in a response. A response announcing a larger
-    /// value fails its connection without allocating. Default: 1 MiB
-    /// ([`DEFAULT_MAX_VALUE_SIZE`]), memcached's default item size limit.
+    /// The largest value the client accepts in a response. A larger one is skipped as it
+    /// arrives, without allocating it: that call alone fails with [`Error::ValueTooLarge`],
+    /// and the connection carries on. Default: 1 MiB ([`DEFAULT_MAX_VALUE_SIZE`]),
+    /// memcached's default item size limit; at most 1 GiB ([`MAX_VALUE_SIZE_LIMIT`],
+    /// memcached's largest), which [`build`](Self::build) checks.
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = bytes;
         self
@@ -292,6 +317,22 @@ impl ClientBuilder {
         self
     }
 
+    /// How long to wait before connecting again after failures: `initial` after the second
+    /// failure in a row (the first is retried at once: a lost connection is usually just
+    /// that), then twice as long after each further one, up to `max`, each pause shortened
+    /// by a random part of up to half (jitter), so that many clients do not come back at
+    /// once. A failure is a connect that fails (refused, timed out, the protocol probe
+    /// unanswered) or a connection lost with requests outstanding; a reply read resets the
+    /// count. Meanwhile calls fail at once with [`Error::ServerDown`], which says when the
+    /// next attempt is. Defaults: 50 ms ([`DEFAULT_BACKOFF_INITIAL`]) and 5 s
+    /// ([`DEFAULT_BACKOFF_MAX`]). `initial` zero turns backoff off (still one connect
+    /// attempt at a time); `max` below `initial` is refused by [`build`](Self::build).
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
     /// Checks every setting and turns them into the configuration a client runs with (see
     /// [`ClientBuilder::build`](crate::ClientBuilder::build)).
     pub(crate) fn into_config(self) -> Result<Config> {
@@ -299,6 +340,30 @@ impl ClientBuilder {
             addr: String::new(),
             reason: "no server set: call ClientBuilder::server".to_owned(),
         })?;
+        let refuse = |what: String| Err(Error::IllegalInput(IllegalInput::Argument(what)));
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return refuse("timeout and connect_timeout must be longer than zero".into());
+        }
+        if self.max_value_size > MAX_VALUE_SIZE_LIMIT {
+            return refuse(format!(
+                "max_value_size {} is over {MAX_VALUE_SIZE_LIMIT} (1 GiB, memcached's largest item)",
+                self.max_value_size
+            ));
+        }
+        if let Some(idle) = self.tcp_keepalive {
+            if idle < Duration::from_secs(1) || idle > MAX_KEEPALIVE {
+                return refuse(format!(
+                    "tcp_keepalive {idle:?} is outside 1 s ..= {}s",
+                    MAX_KEEPALIVE.as_secs()
+                ));
+            }
+        }
+        if self.backoff_max < self.backoff_initial {
+            return refuse(format!(
+                "reconnect_backoff: max {:?} is below initial {:?}",
+                self.backoff_max, self.backoff_initial
+            ));
+        }
         let config = Config {
             server: ServerAddr::parse(server)?,
             connect_timeout: self.connect_timeout,
@@ -311,6 +376,8 @@ impl ClientBuilder {
             keys: KeyRules::new(&self.key_prefix, self.allow_unicode_keys)?,
             protocol: self.protocol,
             join_gets: self.join_gets,
+            backoff_initial: self.backoff_initial,
+            backoff_max: self.backoff_max,
         };
         Ok(config)
     }

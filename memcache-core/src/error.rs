@@ -43,8 +43,9 @@ pub enum Error {
     UnknownResponse(String),
 
     /// A response announced a value larger than the client's
-    /// [`max_value_size`](crate::ClientBuilder::max_value_size). Nothing was allocated for it
-    /// and the connection is closed.
+    /// [`max_value_size`](crate::ClientBuilder::max_value_size). Its bytes were skipped as
+    /// they arrived (nothing was allocated for them); only this call fails, and the
+    /// connection carries on.
     #[error("the server announced a {size}-byte value, over the {max}-byte limit")]
     ValueTooLarge {
         /// The size the server announced.
@@ -74,6 +75,26 @@ pub enum Error {
     /// An I/O error on the connection (pymemcache's `socket.error`).
     #[error("I/O error: {0}")]
     Io(Arc<io::Error>),
+
+    /// The server is in backoff after failed connection attempts: the call was not sent.
+    ///
+    /// After a failed connect, or a connection lost with requests outstanding, the client
+    /// waits before it connects again (exponentially longer after each failure in a row,
+    /// see [`ClientBuilder::reconnect_backoff`](crate::ClientBuilder::reconnect_backoff)),
+    /// and calls made meanwhile fail at once with this error instead of piling onto a
+    /// server that is down. With [`ignore_exc`](crate::ClientBuilder::ignore_exc), reads
+    /// are misses instead.
+    #[error("server {server} is down ({failures} failures in a row, the last: {last}); next attempt in {retry_in:?}")]
+    ServerDown {
+        /// The server's address.
+        server: String,
+        /// How many connection attempts (or connections) failed in a row.
+        failures: u32,
+        /// How long until the next connection attempt is allowed.
+        retry_in: Duration,
+        /// The last failure.
+        last: Box<Error>,
+    },
 
     /// The server address could not be parsed or resolved.
     #[error("bad server address {addr:?}: {reason}")]
@@ -160,9 +181,9 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
-    /// `true` when the connection failed or was closed: I/O errors, unexpected close,
-    /// timeouts, and responses that made the connection untrustworthy. The next command
-    /// opens a new connection.
+    /// `true` when the call failed for want of a working connection: I/O errors, unexpected
+    /// close, timeouts, responses that made the connection untrustworthy (it is closed; the
+    /// next command opens a new one), and a server in backoff ([`Error::ServerDown`]).
     pub fn is_connection_error(&self) -> bool {
         matches!(
             self,
@@ -170,8 +191,14 @@ impl Error {
                 | Error::UnexpectedClose
                 | Error::Timeout { .. }
                 | Error::UnknownResponse(_)
-                | Error::ValueTooLarge { .. }
+                | Error::ServerDown { .. }
         )
+    }
+
+    /// `true` when the call was not sent because the server is in backoff after failed
+    /// connection attempts ([`Error::ServerDown`]).
+    pub fn is_server_down(&self) -> bool {
+        matches!(self, Error::ServerDown { .. })
     }
 
     /// `true` when the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).

@@ -168,7 +168,7 @@ mod value;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::protocol::{request, response};
+    pub use crate::protocol::{decode, request, response};
 }
 
 pub use bytes::Bytes;

@@ -10,6 +10,11 @@
 //!   (delay, cut mid-response, reset, garble) that a test can switch at runtime.
 //! - [`Nutcracker`] runs twemproxy in front of memcached servers: a proxy without the meta
 //!   protocol.
+//! - [`ScriptedServer`] is a fake server that answers as a test's script says, for the faults
+//!   a real memcached will not produce (replies for the wrong request, endless replies, a
+//!   server that accepts and hangs up).
+//! - [`LogCapture`] keeps the `tracing` events of the code under test, to count log lines.
+//! - [`eventually`] waits for a condition (with a deadline) instead of sleeping.
 //!
 //! Everything here is blocking and uses std threads only, so it works the same from plain
 //! `#[test]`s and from any async runtime. Helpers panic with a clear message on failure: they
@@ -27,11 +32,17 @@
 //! (`apt-get install memcached`), so a test can never pass without a real server.
 
 mod fault_proxy;
+mod logs;
 mod memcached;
 mod nutcracker;
 pub mod raw;
+mod scripted;
+mod wait;
 
 pub use fault_proxy::{FaultMode, FaultProxy};
+pub use logs::{LogCapture, LogLine};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};
+pub use scripted::{Answer, Request, ScriptedServer};
+pub use wait::eventually;

@@ -37,7 +37,7 @@ impl FetchStats<'_> {
             }
         }
         let args = &self.args;
-        let encode = |buf: &mut BytesMut| request::stats(buf, args.iter().map(String::as_bytes));
+        let encode = |buf: &mut BytesMut, _| request::stats(buf, args.iter().map(String::as_bytes));
         let result = match inner.request(Expect::one(Kind::Stats), encode).await {
             Ok(Response::Stats(entries)) => Ok(Stats::new(entries)),
             Ok(other) => Err(mismatched(&other)),
@@ -89,9 +89,9 @@ impl Admin<'_> {
             None => &[],
         };
         let (name, noreply) = (self.name, self.noreply);
-        let encode = |buf: &mut BytesMut| request::simple(buf, name, args, noreply);
+        let encode = |buf: &mut BytesMut, _| request::simple(buf, name, args, noreply);
         if noreply {
-            return inner.send_noreply(false, encode).await;
+            return inner.send_noreply(false, 1, encode).await;
         }
         match inner.request(Expect::one(Kind::Ok), encode).await? {
             Response::Status(Status::Ok) => Ok(()),
@@ -126,7 +126,7 @@ impl Client {
     /// # Errors
     /// Connection, timeout or server errors.
     pub async fn version(&self) -> Result<String> {
-        let encode = |buf: &mut BytesMut| request::simple(buf, "version", &[], false);
+        let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
         match self
             .inner
             .request(Expect::one(Kind::Version), encode)

@@ -11,7 +11,7 @@ use super::Plan;
 use crate::client::{mismatched, Client, Inner};
 use crate::error::Result;
 use crate::protocol::request;
-use crate::protocol::response::{Kind, Response, Status};
+use crate::protocol::response::{Kind, Opaque, Response, Status};
 
 /// `incr` / `decr`: see [`Client::incr`] and [`Client::decr`].
 #[derive(Debug)]
@@ -50,14 +50,14 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Arith<'a, K> {
         })
     }
 
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
-        let arith = if plan.meta {
-            request::meta_arith
-        } else {
-            request::arith
-        };
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
         let (prefix, key) = (self.inner().config.keys.prefix(), self.key.as_ref());
-        arith(buf, self.incr, prefix, key, self.delta, plan.noreply_flag());
+        let (incr, delta, noreply) = (self.incr, self.delta, plan.noreply_flag());
+        if plan.meta {
+            request::meta_arith(buf, incr, prefix, key, delta, noreply, opaque);
+        } else {
+            request::arith(buf, incr, prefix, key, delta, noreply);
+        }
     }
 
     fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<Option<u64>> {

@@ -11,7 +11,7 @@ use super::{batch_size, found, many, Plan};
 use crate::client::{mismatched, Client, Inner};
 use crate::error::Result;
 use crate::protocol::request;
-use crate::protocol::response::{Expect, Kind, Response, Status};
+use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
 
 /// `delete <key>`: see [`Client::delete`].
 #[derive(Debug)]
@@ -48,14 +48,10 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
         })
     }
 
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
-        let delete = if plan.meta {
-            request::meta_delete
-        } else {
-            request::delete
-        };
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
         let prefix = self.inner().config.keys.prefix();
-        delete(buf, prefix, self.key.as_ref(), plan.noreply_flag());
+        let key = self.key.as_ref();
+        encode_delete(buf, plan.meta, prefix, key, plan.noreply_flag(), opaque);
     }
 
     fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
@@ -66,6 +62,22 @@ one_request_future!(
     /// The future of [`Delete`].
     DeleteFuture for Delete<K> => bool
 );
+
+/// `md <key> [q] O<opaque>` or `delete <key> [noreply]`.
+fn encode_delete(
+    buf: &mut BytesMut,
+    meta: bool,
+    prefix: &[u8],
+    key: &[u8],
+    noreply: bool,
+    opaque: Opaque,
+) {
+    if meta {
+        request::meta_delete(buf, prefix, key, noreply, opaque);
+    } else {
+        request::delete(buf, prefix, key, noreply);
+    }
+}
 
 /// Many `delete`s in one write: see [`Client::delete_many`].
 #[derive(Debug)]
@@ -98,23 +110,20 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
         let noreply = inner.noreply(self.noreply);
         let meta = inner.meta();
         let keys = &self.keys;
-        let encode = |buf: &mut BytesMut| {
+        let encode = |buf: &mut BytesMut, first: Opaque| {
             buf.reserve(len);
-            let delete = if meta {
-                request::meta_delete
-            } else {
-                request::delete
-            };
-            for key in keys {
-                delete(buf, rules.prefix(), key.as_ref(), noreply);
+            for (opaque, key) in (0..).map(|i| first.wrapping_add(i)).zip(keys) {
+                encode_delete(buf, meta, rules.prefix(), key.as_ref(), noreply, opaque);
             }
         };
         if noreply {
-            return inner.send_noreply(meta, encode).await;
+            return inner.send_noreply(meta, count, encode).await;
         }
         let expect = Expect {
             kind: if meta { Kind::MetaDelete } else { Kind::Delete },
             count,
+            opaque: None,
+            items: 1,
         };
         for reply in many(inner.request(expect, encode).await?, count)? {
             match reply {
@@ -166,14 +175,14 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
         })
     }
 
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
         let (prefix, key, ttl) = (
             self.inner().config.keys.prefix(),
             self.key.as_ref(),
             self.ttl,
         );
         if plan.meta {
-            request::meta_get(buf, prefix, key, false, false, Some(ttl), None);
+            request::meta_get(buf, prefix, key, false, false, Some(ttl), None, opaque);
         } else {
             request::touch(buf, prefix, key, ttl, plan.noreply_flag());
         }

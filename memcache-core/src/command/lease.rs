@@ -42,8 +42,8 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
             });
         }
         let (prefix, ttl) = (keys.prefix(), self.ttl);
-        let encode = |buf: &mut BytesMut| {
-            request::meta_get(buf, prefix, key, true, true, None, Some(ttl));
+        let encode = |buf: &mut BytesMut, opaque| {
+            request::meta_get(buf, prefix, key, true, true, None, Some(ttl), opaque);
         };
         let result = match inner.request(Expect::one(Kind::MetaGet), encode).await {
             Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
@@ -124,9 +124,9 @@ impl Client {
         if !inner.meta() {
             return Ok(());
         }
-        let encode = |buf: &mut BytesMut| {
-            request::meta_delete_if(buf, keys.prefix(), key, token.0);
+        let encode = |buf: &mut BytesMut, opaque| {
+            request::meta_delete_if(buf, keys.prefix(), key, token.0, opaque);
         };
-        inner.send_noreply(true, encode).await
+        inner.send_noreply(true, 1, encode).await
     }
 }

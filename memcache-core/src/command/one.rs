@@ -11,7 +11,7 @@ use super::{CommandFuture, Plan};
 use crate::client::{failed_as_err, Inner};
 use crate::connection::{Reply, Sent};
 use crate::error::{Error, Result};
-use crate::protocol::response::Response;
+use crate::protocol::response::{Opaque, Response};
 
 /// A command that sends one request and reads at most one reply, described once: its
 /// future ([`poll_one`]) and its general path ([`run_one`]) are built from this.
@@ -23,8 +23,9 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
     /// Checks the input (nothing is sent when it fails) and decides how the request goes.
     fn plan(&self) -> Result<Plan>;
 
-    /// Writes the request (under the connection's lock).
-    fn encode(&self, plan: &Plan, buf: &mut BytesMut);
+    /// Writes the request (under the connection's lock); `opaque` is its token, should it
+    /// be a meta request.
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque);
 
     /// The outcome, from the reply (server errors already as `Err`), or from nothing for a
     /// noreply request that was handed over.
@@ -36,10 +37,10 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
 async fn run_one<'a, C: OneRequest<'a>>(command: C) -> Result<C::Output> {
     let plan = command.plan()?;
     let inner = command.inner();
-    let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
+    let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
     let reply = match plan.expect {
         None => {
-            inner.send_noreply(plan.quiet, encode).await?;
+            inner.send_noreply(plan.quiet, 1, encode).await?;
             None
         }
         Some(expect) => Some(inner.request(expect, encode).await),
@@ -77,8 +78,8 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                     Err(error) => return Poll::Ready(Err(error)),
                 };
                 let inner = command.inner();
-                let encode = |buf: &mut BytesMut| command.encode(&plan, buf);
-                let (sent, since) = inner.start(plan.expect, plan.quiet, encode);
+                let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
+                let (sent, since) = inner.start(plan.expect, plan.quiet, 1, encode);
                 *state = match sent.forget_encoder() {
                     Sent::Ready(Some(reply)) => OneState::Wait {
                         command,
@@ -102,6 +103,10 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                     })),
                     // Nothing was sent: the general path, from the start.
                     Sent::Full(_) => OneState::Slow(Box::pin(run_one(command))),
+                    // The server is in backoff: nothing was sent.
+                    Sent::Down(error) => {
+                        return Poll::Ready(command.finish(&plan, Some(Err(error))))
+                    }
                 };
             }
             OneState::Wait {

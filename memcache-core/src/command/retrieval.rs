@@ -12,9 +12,8 @@ use super::one::{poll_one, OneRequest, OneState};
 use super::Plan;
 use crate::client::{mismatched, Client, Inner};
 use crate::error::{Error, Result};
-use crate::protocol::lineup::{is_key, line_up};
 use crate::protocol::request;
-use crate::protocol::response::{Expect, Item, Kind, Response, BUSY, STALE, WON};
+use crate::protocol::response::{Expect, Item, Kind, Opaque, Response, BUSY, STALE, WON};
 use crate::value::{CasToken, Value};
 
 /// The [`OneRequest`] of a single-key retrieval (`get`, `gets`, `gat`, `gats`): whether it
@@ -35,17 +34,17 @@ macro_rules! retrieval {
                 Ok(Plan::reply(meta, one_kind(meta)))
             }
 
-            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
                 let $cmd = self;
                 let encode = self
                     .inner()
                     .one_encoder(self.key.as_ref(), plan.meta, $cas, $touch);
-                encode(buf);
+                encode(buf, opaque);
             }
 
             fn finish(self, plan: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
                 let reply = reply.unwrap_or_else(|| Err(Error::UnexpectedClose));
-                let hit = self.inner().one_hit(plan.meta, self.key.as_ref(), reply)?;
+                let hit = self.inner().one_hit(plan.meta, reply)?;
                 hit.map($hit).transpose()
             }
         }
@@ -53,7 +52,7 @@ macro_rules! retrieval {
 }
 
 impl Inner {
-    /// `get`/`gets`/`gat`/`gats` of one key. The hit, if any, is checked to be for this key.
+    /// `get`/`gets`/`gat`/`gats` of one key.
     pub(super) async fn fetch_one(
         &self,
         key: &[u8],
@@ -64,7 +63,7 @@ impl Inner {
         let meta = self.meta();
         let encode = self.one_encoder(key, meta, cas, touch);
         let result = self.request(Expect::one(one_kind(meta)), encode).await;
-        self.one_hit(meta, key, result)
+        self.one_hit(meta, result)
     }
 
     /// The encoder of a single-key retrieval (`mg`, or classic `get`/`gets`/`gat`/`gats`).
@@ -74,25 +73,22 @@ impl Inner {
         meta: bool,
         cas: bool,
         touch: Option<u32>,
-    ) -> impl FnOnce(&mut BytesMut) + 'k {
+    ) -> impl FnOnce(&mut BytesMut, Opaque) + 'k {
         let prefix = self.config.keys.prefix();
-        move |buf: &mut BytesMut| {
+        move |buf: &mut BytesMut, opaque| {
             if meta {
-                request::meta_get(buf, prefix, key, true, cas, touch, None);
+                request::meta_get(buf, prefix, key, true, cas, touch, None, opaque);
             } else {
                 request::retrieve(buf, cas, touch, prefix, [key]);
             }
         }
     }
 
-    /// The hit of a single-key retrieval, from its reply. Classic replies name the key: it
-    /// is checked (`mg` replies do not carry it).
-    fn one_hit(&self, meta: bool, key: &[u8], reply: Result<Response>) -> Result<Option<Item>> {
+    /// The hit of a single-key retrieval, from its reply (the connection has checked that
+    /// the reply is this request's: its key, over classic, or its opaque token, over meta).
+    fn one_hit(&self, meta: bool, reply: Result<Response>) -> Result<Option<Item>> {
         let result = match reply {
             Ok(Response::Value(hit)) => match hit {
-                Some(item) if !meta && !is_key(self.config.keys.prefix(), key, &item.key) => {
-                    Err(Error::UnknownResponse("a value for another key".into()))
-                }
                 // Another client's lease placeholder (`W`/`Z` without `X`): the value is
                 // being recomputed and does not exist yet.
                 Some(item) if meta && is_placeholder(&item) => Ok(None),
@@ -105,7 +101,8 @@ impl Inner {
     }
 
     /// One multi-key `get`/`gets`: every key checked first, one request, the hits lined up
-    /// with the keys they answer.
+    /// with the keys they answer (by the connection, which checks that each hit answers a
+    /// key asked for).
     async fn fetch_many<K: AsRef<[u8]>>(&self, keys: &[K], cas: bool) -> Result<Vec<Option<Item>>> {
         let rules = &self.config.keys;
         let mut len = 8;
@@ -116,14 +113,14 @@ impl Inner {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let encode = |buf: &mut BytesMut| {
+        let encode = |buf: &mut BytesMut, _| {
             buf.reserve(len);
             let keys = keys.iter().map(AsRef::as_ref);
             request::retrieve(buf, cas, None, rules.prefix(), keys);
         };
         let result = match self.request(Expect::one(Kind::Values), encode).await {
-            Ok(Response::Values(items)) => line_up(rules.prefix(), keys, items),
-            Ok(Response::Value(hit)) => line_up(rules.prefix(), keys, hit.into_iter().collect()),
+            Ok(Response::Found(found)) if found.len() == keys.len() => Ok(found),
+            Ok(Response::Value(hit)) if keys.len() == 1 => Ok(vec![hit]),
             Ok(other) => Err(mismatched(&other)),
             Err(error) => Err(error),
         };

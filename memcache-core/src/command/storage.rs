@@ -11,7 +11,7 @@ use super::{batch_size, many, store_status, Plan};
 use crate::client::{mismatched, Client, Inner};
 use crate::error::Result;
 use crate::protocol::request::{self, StoreCommand};
-use crate::protocol::response::{Expect, Kind, Response, Status};
+use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
 use crate::value::{CasOutcome, CasToken};
 
 /// The [`OneRequest`] of a storage command (`Store`: `set` and its siblings; `Cas`): its
@@ -38,10 +38,10 @@ macro_rules! store_request {
                 self.inner().store_plan(self.key.as_ref(), $noreply)
             }
 
-            fn encode(&self, plan: &Plan, buf: &mut BytesMut) {
+            fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
                 let $c = self;
                 let item = (self.key.as_ref(), self.value.as_ref(), self.flags, self.ttl);
-                self.inner().encode_store(plan, $command, item, buf);
+                self.inner().encode_store(plan, $command, item, buf, opaque);
             }
 
             fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<$out> {
@@ -52,14 +52,29 @@ macro_rules! store_request {
     };
 }
 
-/// The encoder of the storage commands in the protocol in use.
-type StoreEncoder = fn(&mut BytesMut, StoreCommand, &[u8], &[u8], u32, u32, &[u8], bool);
+/// The encoder of the storage commands in the protocol in use (the last argument is the
+/// opaque token, which classic commands do not carry).
+type StoreEncoder = fn(&mut BytesMut, StoreCommand, &[u8], &[u8], u32, u32, &[u8], bool, Opaque);
 
 fn store_encoder(meta: bool) -> StoreEncoder {
+    #[allow(clippy::too_many_arguments)]
+    fn classic(
+        buf: &mut BytesMut,
+        command: StoreCommand,
+        prefix: &[u8],
+        key: &[u8],
+        flags: u32,
+        ttl: u32,
+        data: &[u8],
+        noreply: bool,
+        _opaque: Opaque,
+    ) {
+        request::store(buf, command, prefix, key, flags, ttl, data, noreply);
+    }
     if meta {
         request::meta_store
     } else {
-        request::store
+        classic
     }
 }
 
@@ -71,6 +86,7 @@ impl Inner {
         command: StoreCommand,
         item: (&[u8], &[u8], u32, u32),
         buf: &mut BytesMut,
+        opaque: Opaque,
     ) {
         let (key, data, flags, ttl) = item;
         let prefix = self.config.keys.prefix();
@@ -84,6 +100,7 @@ impl Inner {
             ttl,
             data,
             plan.noreply_flag(),
+            opaque,
         );
     }
 
@@ -238,21 +255,23 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         let meta = inner.meta();
         let (set, prefix, flags, ttl) = (StoreCommand::Set, keys.prefix(), self.flags, self.ttl);
         let items = &self.items;
-        let encode = |buf: &mut BytesMut| {
+        let encode = |buf: &mut BytesMut, first: Opaque| {
             buf.reserve(len);
             let store = store_encoder(meta);
-            for (key, value) in items {
+            for (opaque, (key, value)) in (0..).map(|i| first.wrapping_add(i)).zip(items) {
                 let (key, data) = (key.as_ref(), value.as_ref());
-                store(buf, set, prefix, key, flags, ttl, data, noreply);
+                store(buf, set, prefix, key, flags, ttl, data, noreply, opaque);
             }
         };
         if noreply {
-            inner.send_noreply(meta, encode).await?;
+            inner.send_noreply(meta, count, encode).await?;
             return Ok(Vec::new());
         }
         let expect = Expect {
             kind: if meta { Kind::MetaStore } else { Kind::Store },
             count,
+            opaque: None,
+            items: 1,
         };
         let replies = many(inner.request(expect, encode).await?, count)?;
         let mut failed = Vec::new();

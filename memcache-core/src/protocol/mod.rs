@@ -3,6 +3,8 @@
 //! Nothing here touches a socket or a runtime, so every part is tested with byte fixtures,
 //! including responses split at every byte boundary.
 
+pub mod decode;
 pub mod lineup;
+pub mod parse;
 pub mod request;
 pub mod response;

@@ -6,6 +6,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::response::Opaque;
+
 /// The storage commands, which share one wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreCommand {
@@ -43,6 +45,34 @@ fn put_u64(buf: &mut BytesMut, n: u64) {
 fn put_key(buf: &mut BytesMut, prefix: &[u8], key: &[u8]) {
     buf.put_slice(prefix);
     buf.put_slice(key);
+}
+
+/// ` O<token>`: the opaque token a meta reply echoes, by which it is checked to be this
+/// request's.
+fn put_opaque(buf: &mut BytesMut, opaque: Opaque) {
+    buf.put_slice(&opaque_flag(opaque)[..6]);
+}
+
+/// ` O<token>\r\n`: the opaque token flag, ending the request line.
+fn end_with_opaque(buf: &mut BytesMut, opaque: Opaque) {
+    buf.put_slice(&opaque_flag(opaque));
+}
+
+/// ` O<4 hex digits>\r\n`.
+#[inline(always)]
+fn opaque_flag(opaque: Opaque) -> [u8; 8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |shift: u16| HEX[usize::from((opaque >> shift) & 15)];
+    [
+        b' ',
+        b'O',
+        digit(12),
+        digit(8),
+        digit(4),
+        digit(0),
+        b'\r',
+        b'\n',
+    ]
 }
 
 fn end_line(buf: &mut BytesMut, noreply: bool) {
@@ -164,8 +194,9 @@ pub fn stats<'a>(buf: &mut BytesMut, args: impl IntoIterator<Item = &'a [u8]>) {
     buf.put_slice(b"\r\n");
 }
 
-/// `mg <key> [v f] [c] [T<ttl>] [N<ttl>]\r\n`: a retrieval (`value`), or a touch when only
-/// `touch` is set; `lease` asks for a lease of that many seconds on a miss (`N`).
+/// `mg <key> [v f] [c] [T<ttl>] [N<ttl>] O<opaque>\r\n`: a retrieval (`value`), or a touch
+/// when only `touch` is set; `lease` asks for a lease of that many seconds on a miss (`N`).
+#[allow(clippy::too_many_arguments)]
 pub fn meta_get(
     buf: &mut BytesMut,
     prefix: &[u8],
@@ -174,8 +205,9 @@ pub fn meta_get(
     cas: bool,
     touch: Option<u32>,
     lease: Option<u32>,
+    opaque: Opaque,
 ) {
-    buf.reserve(3 + prefix.len() + key.len() + 34);
+    buf.reserve(3 + prefix.len() + key.len() + 46);
     buf.put_slice(b"mg ");
     put_key(buf, prefix, key);
     if value {
@@ -192,21 +224,22 @@ pub fn meta_get(
         buf.put_slice(b" N");
         put_u64(buf, u64::from(ttl));
     }
-    buf.put_slice(b"\r\n");
+    end_with_opaque(buf, opaque);
 }
 
-/// `md <key> C<cas> q\r\n`: delete only if the CAS unique still matches, quietly.
-pub fn meta_delete_if(buf: &mut BytesMut, prefix: &[u8], key: &[u8], cas: u64) {
-    buf.reserve(3 + prefix.len() + key.len() + 26);
+/// `md <key> C<cas> q O<opaque>\r\n`: delete only if the CAS unique still matches, quietly.
+pub fn meta_delete_if(buf: &mut BytesMut, prefix: &[u8], key: &[u8], cas: u64, opaque: Opaque) {
+    buf.reserve(3 + prefix.len() + key.len() + 38);
     buf.put_slice(b"md ");
     put_key(buf, prefix, key);
     buf.put_slice(b" C");
     put_u64(buf, cas);
-    buf.put_slice(b" q\r\n");
+    buf.put_slice(b" q");
+    end_with_opaque(buf, opaque);
 }
 
-/// `ms <key> <bytes> [F<flags>] [T<ttl>] [C<cas>] [M<mode>] [q]\r\n<data>\r\n`. Zero flags
-/// and ttl are left out (they are the server's defaults).
+/// `ms <key> <bytes> [F<flags>] [T<ttl>] [C<cas>] [M<mode>] [q] O<opaque>\r\n<data>\r\n`.
+/// Zero flags and ttl are left out (they are the server's defaults).
 #[allow(clippy::too_many_arguments)]
 pub fn meta_store(
     buf: &mut BytesMut,
@@ -217,8 +250,9 @@ pub fn meta_store(
     exptime: u32,
     data: &[u8],
     quiet: bool,
+    opaque: Opaque,
 ) {
-    buf.reserve(store_len(prefix.len() + key.len(), data.len()));
+    buf.reserve(store_len(prefix.len() + key.len(), data.len()) + 12);
     buf.put_slice(b"ms ");
     put_key(buf, prefix, key);
     buf.put_u8(b' ');
@@ -245,21 +279,26 @@ pub fn meta_store(
     if quiet {
         buf.put_slice(b" q");
     }
+    put_opaque(buf, opaque);
     buf.put_slice(b"\r\n");
     buf.put_slice(data);
     buf.put_slice(b"\r\n");
 }
 
-/// `md <key> [q]\r\n`
-pub fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: bool) {
-    buf.reserve(3 + prefix.len() + key.len() + 4);
+/// `md <key> [q] O<opaque>\r\n`
+pub fn meta_delete(buf: &mut BytesMut, prefix: &[u8], key: &[u8], quiet: bool, opaque: Opaque) {
+    buf.reserve(3 + prefix.len() + key.len() + 16);
     buf.put_slice(b"md ");
     put_key(buf, prefix, key);
-    buf.put_slice(if quiet { b" q\r\n" } else { b"\r\n" });
+    if quiet {
+        buf.put_slice(b" q");
+    }
+    end_with_opaque(buf, opaque);
 }
 
-/// `ma <key> [MD] D<delta> (v|q)\r\n`: with a reply, the new value (`v`); quiet, nothing on
-/// success. (`v` and `q` are never combined: memcached 1.6.18 then swallows the value.)
+/// `ma <key> [MD] D<delta> O<opaque> (v|q)\r\n`: with a reply, the new value (`v`); quiet,
+/// nothing on success. (`v` and `q` are never combined: memcached 1.6.18 then swallows the
+/// value.)
 pub fn meta_arith(
     buf: &mut BytesMut,
     incr: bool,
@@ -267,8 +306,9 @@ pub fn meta_arith(
     key: &[u8],
     delta: u64,
     quiet: bool,
+    opaque: Opaque,
 ) {
-    buf.reserve(3 + prefix.len() + key.len() + 32);
+    buf.reserve(3 + prefix.len() + key.len() + 44);
     buf.put_slice(b"ma ");
     put_key(buf, prefix, key);
     if !incr {
@@ -276,6 +316,7 @@ pub fn meta_arith(
     }
     buf.put_slice(b" D");
     put_u64(buf, delta);
+    put_opaque(buf, opaque);
     buf.put_slice(if quiet { b" q\r\n" } else { b" v\r\n" });
 }
 
@@ -337,37 +378,56 @@ mod tests {
             (enc(|b| simple(b, "version", &[], false)), b"version\r\n"),
             (enc(|b| stats(b, [&b"slabs"[..]])), b"stats slabs\r\n"),
             (
-                enc(|b| meta_get(b, b"p:", b"k", true, false, None, None)),
-                b"mg p:k v f\r\n",
+                enc(|b| meta_get(b, b"p:", b"k", true, false, None, None, 7)),
+                b"mg p:k v f O0007\r\n",
             ),
             (
-                enc(|b| meta_get(b, b"", b"k", true, true, Some(9), Some(30))),
-                b"mg k v f c T9 N30\r\n",
+                enc(|b| meta_get(b, b"", b"k", true, true, Some(9), Some(30), 0)),
+                b"mg k v f c T9 N30 O0000\r\n",
             ),
             (
-                enc(|b| meta_get(b, b"", b"k", false, false, Some(9), None)),
-                b"mg k T9\r\n",
+                enc(|b| meta_get(b, b"", b"k", false, false, Some(9), None, 1)),
+                b"mg k T9 O0001\r\n",
             ),
             (
-                enc(|b| meta_store(b, StoreCommand::Set, b"", b"k", 0, 0, b"hi", false)),
-                b"ms k 2\r\nhi\r\n",
+                enc(|b| meta_store(b, StoreCommand::Set, b"", b"k", 0, 0, b"hi", false, 2)),
+                b"ms k 2 O0002\r\nhi\r\n",
             ),
             (
-                enc(|b| meta_store(b, StoreCommand::Cas(7), b"", b"k", 3, 60, b"hi", true)),
-                b"ms k 2 F3 T60 C7 q\r\nhi\r\n",
+                enc(|b| {
+                    meta_store(
+                        b,
+                        StoreCommand::Cas(7),
+                        b"",
+                        b"k",
+                        3,
+                        60,
+                        b"hi",
+                        true,
+                        0xbeef,
+                    )
+                }),
+                b"ms k 2 F3 T60 C7 q Obeef\r\nhi\r\n",
             ),
             (
-                enc(|b| meta_store(b, StoreCommand::Add, b"", b"k", 0, 0, b"", false)),
-                b"ms k 0 ME\r\n\r\n",
-            ),
-            (enc(|b| meta_delete(b, b"", b"k", true)), b"md k q\r\n"),
-            (
-                enc(|b| meta_arith(b, true, b"", b"n", 5, false)),
-                b"ma n D5 v\r\n",
+                enc(|b| meta_store(b, StoreCommand::Add, b"", b"k", 0, 0, b"", false, 3)),
+                b"ms k 0 ME O0003\r\n\r\n",
             ),
             (
-                enc(|b| meta_arith(b, false, b"", b"n", 5, true)),
-                b"ma n MD D5 q\r\n",
+                enc(|b| meta_delete(b, b"", b"k", true, 5)),
+                b"md k q O0005\r\n",
+            ),
+            (
+                enc(|b| meta_arith(b, true, b"", b"n", 5, false, 6)),
+                b"ma n D5 O0006 v\r\n",
+            ),
+            (
+                enc(|b| meta_arith(b, false, b"", b"n", 5, true, 8)),
+                b"ma n MD D5 O0008 q\r\n",
+            ),
+            (
+                enc(|b| meta_delete_if(b, b"p:", b"k", 12, 9)),
+                b"md p:k C12 q O0009\r\n",
             ),
         ];
         for (got, want) in cases {

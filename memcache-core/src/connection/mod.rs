@@ -1,0 +1,261 @@
+//! One server: the connection its callers share, and how it is kept.
+//!
+//! - [`transport`]: the byte streams (TCP, unix sockets) and opening them.
+//! - [`pending`] and [`queue`]: what waits to be written and what waits for a reply.
+//! - [`link`]: one connection's shared state: callers queue requests and, when alone, read
+//!   their own replies; whoever reads hands each reply to its caller.
+//! - [`driver`]: the task that writes, reads, enforces deadlines and closes a stalled
+//!   connection.
+//! - [`health`]: backoff after failures, so that a server that is down is not hammered.
+//! - [`reply`]: the future a caller awaits.
+//!
+//! [`Connection`] is the client's handle: it hands each request to the current link,
+//! opening a new connection (link and driver) when there is none or the last has closed
+//! and the server's health allows it. When a link closes, what was queued on it and never
+//! written goes out on the next one: a request never receives the error of a connection
+//! it was not written to.
+//!
+//! The driver owns the link's socket; callers talk to the link only through
+//! [`Link::enqueue`], [`Reply`] and the waker they leave. The link never calls the driver:
+//! it wakes it.
+
+mod clock;
+mod driver;
+mod health;
+mod link;
+mod pending;
+mod queue;
+mod reply;
+mod shared;
+mod transport;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::protocol::response::Opaque;
+
+pub(crate) use clock::deadline;
+pub(crate) use pending::Request;
+pub(crate) use reply::Reply;
+
+use link::{Handed, Link};
+use shared::Shared;
+
+/// How [`Connection::try_send`] handed a request over, with the way to its reply (`None`
+/// for a noreply request).
+#[derive(Debug)]
+pub(crate) enum Sent<E> {
+    /// To a connected link, which answers or fails it by its deadline: the caller needs no
+    /// timer of its own.
+    Ready(Option<Reply>),
+    /// To a link still connecting: the caller bounds its own wait.
+    Connecting(Option<Reply>),
+    /// Not at all: the write queue is full. Try again when it drains, within the deadline.
+    Full(Request<E>),
+    /// Not at all: the server is in backoff ([`Error::ServerDown`]).
+    Down(Error),
+}
+
+impl<E> Sent<E> {
+    /// The same outcome, with the encoder of a request that was not sent dropped (and with
+    /// it whatever it borrowed).
+    pub(crate) fn forget_encoder(self) -> Sent<()> {
+        match self {
+            Sent::Ready(reply) => Sent::Ready(reply),
+            Sent::Connecting(reply) => Sent::Connecting(reply),
+            Sent::Down(error) => Sent::Down(error),
+            Sent::Full(request) => Sent::Full(Request {
+                encode: (),
+                expect: request.expect,
+                quiet: request.quiet,
+                count: request.count,
+                since: request.since,
+            }),
+        }
+    }
+}
+
+/// The client side of one server's connection (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Connection {
+    slot: Arc<Slot>,
+}
+
+/// The current link, shared with the tasks that drive its links (which put the requests
+/// a closed link never wrote on the next one).
+#[derive(Debug)]
+struct Slot {
+    shared: Arc<Shared>,
+    current: Mutex<Option<Arc<Link>>>,
+}
+
+impl Connection {
+    /// A connection that opens on first use.
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Connection {
+            slot: Arc::new(Slot {
+                shared: Arc::new(Shared::new(config)),
+                current: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Whether requests should be encoded in the meta protocol now (see
+    /// [`Shared::meta`]).
+    pub(crate) fn meta(&self) -> bool {
+        self.slot.shared.meta()
+    }
+
+    /// `true` under `Protocol::Auto` until a probe has been answered.
+    pub(crate) fn protocol_unknown(&self) -> bool {
+        self.slot.shared.protocol_unknown()
+    }
+
+    /// How many quiet (noreply) meta requests the server reported as failed.
+    pub(crate) fn noreply_errors(&self) -> u64 {
+        self.slot.shared.noreply_errors()
+    }
+
+    /// Hands `request` to the current link without waiting, opening a new connection when
+    /// there is none or the last one has ended (and the server is not in backoff).
+    pub(crate) fn try_send<E: FnOnce(&mut BytesMut, Opaque)>(
+        &self,
+        request: Request<E>,
+    ) -> Sent<E> {
+        let mut current = self.slot.lock();
+        let mut request = request;
+        if let Some(link) = current.as_ref() {
+            match link.enqueue(request) {
+                Err(back) => request = back, // the link has closed: open the next one
+                Ok(handed) => return sent(link, handed),
+            }
+        }
+        if let Err(down) = self.slot.shared.health.admit(Instant::now()) {
+            return Sent::Down(down);
+        }
+        let link = self.slot.open(&mut current, None);
+        match link.enqueue(request) {
+            Ok(handed) => sent(&link, handed),
+            // A fresh link is open.
+            Err(_) => Sent::Connecting(None),
+        }
+    }
+
+    /// Hands `request` over once the connection's write queue has room again (it was over
+    /// its high-water mark: the server is not reading, or the link is slow). Woken when the
+    /// queue drains; the caller bounds the wait with its deadline.
+    pub(crate) async fn send_when_room<E: FnOnce(&mut BytesMut, Opaque)>(
+        &self,
+        mut request: Request<E>,
+    ) -> Result<Option<Reply>> {
+        loop {
+            let room = self.slot.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_send(request) {
+                Sent::Full(back) => request = back,
+                Sent::Ready(reply) | Sent::Connecting(reply) => return Ok(reply),
+                Sent::Down(error) => return Err(error),
+            }
+            room.await;
+        }
+    }
+
+    /// Sends `quit` on the current connection, if any, and forgets it: later requests open
+    /// a new connection. Requests already queued on it are answered first.
+    pub(crate) async fn quit(&self) -> Result<()> {
+        let link = self.slot.lock().take();
+        if let Some(link) = link {
+            let request = Request {
+                encode: |out: &mut BytesMut, _| out.extend_from_slice(b"quit\r\n"),
+                expect: None,
+                quiet: false,
+                count: 1,
+                since: Instant::now(),
+            };
+            // A link that has already closed needs no quit; a full one gets none either.
+            let _ = link.enqueue(request);
+            link.abandon();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.slot.shared.gone.store(true, Ordering::Relaxed);
+        if let Some(link) = self.slot.lock().take() {
+            link.abandon();
+        }
+    }
+}
+
+/// The caller's view of how a link took a request.
+#[inline]
+fn sent<E>(link: &Arc<Link>, handed: Handed<E>) -> Sent<E> {
+    match handed {
+        Handed::Ready(way) => Sent::Ready(way.map(|way| Reply::new(link, way))),
+        Handed::Connecting(way) => Sent::Connecting(way.map(|way| Reply::new(link, way))),
+        Handed::Full(request) => Sent::Full(request),
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Link>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Opens a new connection, starting with `carry`, and makes it the current one.
+    fn open(
+        self: &Arc<Self>,
+        current: &mut Option<Arc<Link>>,
+        carry: Option<queue::Carry>,
+    ) -> Arc<Link> {
+        let link = Arc::new(Link::new(Arc::clone(&self.shared), carry));
+        let slot = Arc::clone(self);
+        let driven = Arc::clone(&link);
+        tokio::spawn(async move {
+            driver::run(Arc::clone(&driven)).await;
+            slot.closed(&driven);
+        });
+        *current = Some(Arc::clone(&link));
+        link
+    }
+
+    /// `link` has closed: what it had queued and never written goes out on the current
+    /// link, or on a new one (when the server's health allows; otherwise its callers fail
+    /// with [`Error::ServerDown`]).
+    fn closed(self: &Arc<Self>, link: &Arc<Link>) {
+        let Some(carry) = link.lock().carry.take() else {
+            return;
+        };
+        if self.shared.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut current = self.lock();
+        if let Some(open) = current.as_ref().filter(|open| !Arc::ptr_eq(open, link)) {
+            let mut state = open.lock();
+            if state.closed.is_none() {
+                state.adopt(carry);
+                return;
+            }
+        }
+        match self.shared.health.admit(Instant::now()) {
+            Ok(()) => {
+                self.open(&mut current, Some(carry));
+            }
+            Err(down) => {
+                for entry in carry.pending {
+                    entry.waiter.fail(&down);
+                }
+            }
+        }
+    }
+}
