@@ -11,7 +11,7 @@ use crate::config::{ClientBuilder, Config};
 use crate::connection::{deadline, Connection, Reply, Request, Sent};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::protocol::response::Opaque;
-use crate::protocol::response::{Expect, Response};
+use crate::protocol::response::{Expect, Kind, Response};
 
 /// A memcached client: cheap to clone, safe to share between tasks.
 ///
@@ -194,6 +194,26 @@ impl Inner {
         match tokio::time::timeout_at(deadline(since, self.config.timeout), work).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// Under [`Protocol::Auto`](crate::Protocol::Auto), before the first connection's probe
+    /// has been answered: waits for the answer (a `version` queued behind the probe), so
+    /// that a command is encoded in the protocol the server speaks. Only a fresh client's
+    /// first commands wait.
+    ///
+    /// # Errors
+    /// When the connection the probe went out on failed (the command would have failed
+    /// with it); a server's error for `version` is not the command's, and is ignored.
+    pub(crate) async fn learn_protocol(&self) -> Result<()> {
+        if !self.protocol_unknown() {
+            return Ok(());
+        }
+        let encode =
+            |buf: &mut BytesMut, _| crate::protocol::request::simple(buf, "version", &[], false);
+        match self.request(Expect::one(Kind::Version), encode).await {
+            Err(error) if error.is_connection_error() => Err(error),
+            _ => Ok(()),
         }
     }
 

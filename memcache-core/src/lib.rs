@@ -174,8 +174,9 @@ pub mod __bench {
 pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{
-    ClientBuilder, Protocol, ServerAddr, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE,
-    DEFAULT_PORT, DEFAULT_TIMEOUT,
+    ClientBuilder, Protocol, ServerAddr, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PORT, DEFAULT_TIMEOUT,
+    MAX_VALUE_SIZE_LIMIT,
 };
 pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
 pub use key::MAX_KEY_LEN;

@@ -420,9 +420,11 @@ async fn killed_server_with_ignore_exc_reads_miss_and_writes_fail() {
 
     server.restart();
     // (With ignore_exc a read misses whether the server is back or not: wait on a write.)
-    eventually("the server is used again", Duration::from_secs(10), || async {
-        client.set("k", "back").noreply(false).await.ok()
-    })
+    eventually(
+        "the server is used again",
+        Duration::from_secs(10),
+        || async { client.set("k", "back").noreply(false).await.ok() },
+    )
     .await;
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "back");
     assert_eq!(

@@ -25,11 +25,15 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
         let keys = &inner.config.keys;
         let key = self.key.as_ref();
         keys.check(key)?;
-        if inner.protocol_unknown() {
-            // Under Protocol::Auto the first connection's probe has not been answered yet. A
-            // classic read would take another client's lease placeholder for a hit, so wait
-            // for the answer: any request queued behind the probe will do.
-            let _ = self.client.version().await;
+        // A classic read would take another client's lease placeholder for a hit.
+        if let Err(error) = inner.learn_protocol().await {
+            return match inner.miss_on_error(Err(error)) {
+                Ok(()) => Ok(Lease::Won {
+                    stale: None,
+                    token: None,
+                }),
+                Err(error) => Err(error),
+            };
         }
         if !inner.meta() {
             // Without the meta protocol clients cannot coordinate: a miss means "load".

@@ -20,6 +20,11 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
 
     fn inner(&self) -> &'a Inner;
 
+    /// Waits, on a fresh client under `Protocol::Auto`, for the protocol probe's answer
+    /// before it is encoded: reads do (a classic read cannot tell another client's lease
+    /// placeholder from an empty value); writes go out as they are.
+    const LEARNS_PROTOCOL: bool = false;
+
     /// Checks the input (nothing is sent when it fails) and decides how the request goes.
     fn plan(&self) -> Result<Plan>;
 
@@ -77,6 +82,19 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                     Ok(plan) => plan,
                     Err(error) => return Poll::Ready(Err(error)),
                 };
+                if C::LEARNS_PROTOCOL && command.inner().protocol_unknown() {
+                    // A fresh client under Protocol::Auto: the first commands wait for the
+                    // probe, to be encoded in the server's protocol (a classic read cannot
+                    // tell another client's lease placeholder from an empty value). The
+                    // input was checked first: a bad one sends nothing.
+                    *state = OneState::Slow(Box::pin(async move {
+                        if let Err(error) = command.inner().learn_protocol().await {
+                            return command.finish(&plan, Some(Err(error)));
+                        }
+                        run_one(command).await
+                    }));
+                    continue;
+                }
                 let inner = command.inner();
                 let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
                 let (sent, since) = inner.start(plan.expect, plan.quiet, 1, encode);

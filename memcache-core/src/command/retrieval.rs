@@ -23,6 +23,8 @@ macro_rules! retrieval {
         impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for $name<'a, K> {
             type Output = $out;
 
+            const LEARNS_PROTOCOL: bool = true;
+
             fn inner(&self) -> &'a Inner {
                 &self.client.inner
             }

@@ -138,10 +138,13 @@ impl Connection {
         if let Err(down) = self.slot.shared.health.admit(Instant::now()) {
             return Sent::Down(down);
         }
-        let link = self.slot.open(&mut current, None);
-        match link.enqueue(request) {
+        let link = Arc::new(Link::new(Arc::clone(&self.slot.shared), None));
+        // Queued before the driver starts, so that a driver failing at once (connection
+        // refused) fails this request with its own error. A fresh link is open.
+        let handed = link.enqueue(request);
+        self.slot.start(&mut current, link.clone());
+        match handed {
             Ok(handed) => sent(&link, handed),
-            // A fresh link is open.
             Err(_) => Sent::Connecting(None),
         }
     }
@@ -212,21 +215,15 @@ impl Slot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Opens a new connection, starting with `carry`, and makes it the current one.
-    fn open(
-        self: &Arc<Self>,
-        current: &mut Option<Arc<Link>>,
-        carry: Option<queue::Carry>,
-    ) -> Arc<Link> {
-        let link = Arc::new(Link::new(Arc::clone(&self.shared), carry));
+    /// Starts the driver of a new link (which connects) and makes it the current one.
+    fn start(self: &Arc<Self>, current: &mut Option<Arc<Link>>, link: Arc<Link>) {
         let slot = Arc::clone(self);
         let driven = Arc::clone(&link);
         tokio::spawn(async move {
             driver::run(Arc::clone(&driven)).await;
             slot.closed(&driven);
         });
-        *current = Some(Arc::clone(&link));
-        link
+        *current = Some(link);
     }
 
     /// `link` has closed: what it had queued and never written goes out on the current
@@ -249,7 +246,8 @@ impl Slot {
         }
         match self.shared.health.admit(Instant::now()) {
             Ok(()) => {
-                self.open(&mut current, Some(carry));
+                let link = Arc::new(Link::new(Arc::clone(&self.shared), Some(carry)));
+                self.start(&mut current, link);
             }
             Err(down) => {
                 for entry in carry.pending {
