@@ -63,7 +63,9 @@ pub enum Error {
     #[error("illegal input: {0}")]
     IllegalInput(#[from] IllegalInput),
 
-    /// Connecting, or the whole command, took longer than the configured limit.
+    /// Connecting, or the whole command, took longer than the configured limit; or the
+    /// server sent nothing for that long while the command waited for its reply (its
+    /// connection is then closed).
     #[error("{kind} timed out after {after:?}")]
     Timeout {
         /// Whether connecting or the command itself timed out.

@@ -68,9 +68,11 @@
 //! that the server answers faster under pipelining and that reports noreply failures. With
 //! the default [`Protocol::Auto`] each new connection asks `mn` before anything else and uses
 //! meta for single-key data commands when the server has it, classic otherwise (older
-//! servers, twemproxy). `get_many` always sends one classic multi-key `get`, the cheapest
-//! read of many keys. [`ClientBuilder::protocol`] forces either protocol. Results are the
-//! same whichever is used.
+//! servers, twemproxy); a fresh client's first reads wait for that answer. `get_many`
+//! always sends one classic multi-key `get`, the cheapest read of many keys.
+//! [`ClientBuilder::protocol`] forces either protocol. Results are the same whichever is
+//! used, but for one thing only meta can tell: another client's lease placeholder (see
+//! [`Client::lease`]) is a miss for `get` over meta, and an empty value over classic.
 //!
 //! **ignore_exc.** With [`ClientBuilder::ignore_exc`], errors on the read path (`get`,
 //! `gets`, `get_many`, `gets_many`, `gat`, `gats`, `stats`) become misses: `None`, an empty
@@ -78,10 +80,13 @@
 //!
 //! **Timeouts.** [`ClientBuilder::connect_timeout`] bounds opening a connection (default
 //! 1 s); [`ClientBuilder::timeout`] bounds each command from the caller's point of view,
-//! including any wait for a connection (default 1 s). A command that takes longer returns
-//! [`Error::Timeout`]. A connection whose oldest outstanding request has waited longer than
-//! the timeout is considered dead: it is closed, every request on it fails, and the next
-//! command reconnects.
+//! including any wait for a connection (default 1 s). Deadlines are per caller: a command
+//! that takes longer fails alone with [`Error::Timeout`]; its reply, when it comes, is read
+//! and discarded, and the commands behind it on the connection carry on. A connection is
+//! closed for slowness only when the server has sent nothing for the timeout while requests
+//! were outstanding (then every request written to it fails with a timeout).
+//! `Duration::MAX` means no limit; zero is refused by [`ClientBuilder::build`], as is every
+//! setting out of its range.
 //!
 //! **Keys.** At most 250 bytes including the [`key_prefix`](ClientBuilder::key_prefix); no
 //! whitespace, control bytes or DEL (0x00-0x20, 0x7f); non-ASCII only with
@@ -89,13 +94,32 @@
 //! is written, a batch as a whole: one bad key in `get_many` fails the call and sends
 //! nothing. This is also what stops command injection (`"k\r\nflush_all"` is refused).
 //!
-//! **Connections.** The client connects lazily. Any I/O or protocol error closes the
-//! connection: every request outstanding on it fails with that error, and the next command
-//! opens a new connection. Nothing is retried silently.
+//! **Connections and health.** The client connects lazily. An I/O error, or a reply that
+//! cannot be its request's (see *Pipelining*), closes the connection: every request written
+//! to it fails with that error; requests queued and not yet written go out on the next
+//! connection, which is opened at once. Nothing written is retried silently. After a
+//! failed connect, or a connection lost with requests outstanding, a second failure in a
+//! row puts the server in *backoff*: the next attempt waits
+//! [`DEFAULT_BACKOFF_INITIAL`] (50 ms), then twice as long after each further failure, up
+//! to [`DEFAULT_BACKOFF_MAX`] (5 s), each pause shortened by a random part of up to half
+//! (see [`ClientBuilder::reconnect_backoff`]). Meanwhile calls fail at once with
+//! [`Error::ServerDown`], which says when the next attempt is (with `ignore_exc`, reads are
+//! misses); one connect attempt is in flight at a time; a reply read ends the backoff. Only
+//! the changes of state are logged (`tracing`: warn when a server starts failing, info when
+//! it answers again), not each call. A server that closes an idle connection is noticed
+//! within one `timeout` (the connection's driver looks at the idle socket at each tick of
+//! its timer); a call made on it before then fails with [`Error::UnexpectedClose`].
 //!
-//! **Large values.** A response announcing a value larger than
-//! [`max_value_size`](ClientBuilder::max_value_size) (default 1 MiB) fails the connection
-//! with [`Error::ValueTooLarge`] without allocating it.
+//! **Large values.** A value larger than
+//! [`max_value_size`](ClientBuilder::max_value_size) (default 1 MiB, at most 1 GiB) is
+//! skipped as it streams past, without allocating it: only the call that asked for it
+//! fails, with [`Error::ValueTooLarge`], and the connection carries on. (A `get_many` with
+//! one such value fails as a whole.)
+//!
+//! **Bounded memory.** A reply holds at most as many values as keys were asked, a `stats`
+//! reply at most 100,000 lines, the failure report of a run of quiet requests one line per
+//! request; a reply with more cannot be its request's and closes the connection. Sizes from
+//! the network are checked arithmetic: nothing a server sends panics the client.
 //!
 //! # Pipelining
 //!
@@ -118,27 +142,39 @@
 //! line with an error as a whole when one key's server is down. Meta gets are pipelined as
 //! they are: the server answers them without a flush each.
 //!
-//! The contract:
+//! Sharing is as safe as one connection per caller. The contract:
 //!
 //! - **Ordering.** Commands are written in the order their futures hand them to the
 //!   connection (the first poll of the `.await`), and memcached answers the commands of one
 //!   connection in order. Two commands awaited one after the other by one task are therefore
 //!   carried out in that order; commands from different tasks in flight at the same time
 //!   have no order between them.
+//! - **Inattention.** A caller reads the socket for itself only while its future is being
+//!   polled and its request is the only one outstanding; once others wait, the driver
+//!   reads, and keeps that caller's reply for it. A future polled once and then kept alive
+//!   unpolled (a slow `buffered(n)` consumer, a `select!` loop) delays nobody.
 //! - **Cancellation.** Dropping a command's future, or its timing out, never affects another
-//!   caller: if the request was already handed to the connection it is still carried out,
-//!   its response is read and discarded, and the stream stays in step. A caller never
-//!   receives a response meant for another one. A dropped or timed-out *write* may or may
-//!   not have been applied.
-//! - **Failure.** When the connection fails, every request outstanding on it fails with the
-//!   same error (a clone of it); requests that had not been written yet fail too.
+//!   caller: if the request was already written it is still carried out, its response is
+//!   read and discarded, and the stream stays in step; if it was not written yet it is left
+//!   out (a noreply request is written all the same). A caller never receives a response
+//!   meant for another one. A dropped or timed-out *write* may or may not have been applied.
+//! - **Desync.** Each reply is checked to be its request's before anyone gets it: over the
+//!   meta protocol every request carries an opaque token (`O` and four hex digits, counting
+//!   the connection's requests) that its reply must echo; classic retrieval replies must
+//!   name the keys their request asked for. A reply that fails the check closes the
+//!   connection, and the requests written to it fail with [`Error::UnknownResponse`].
+//! - **Failure.** A request fails with a connection's error only if it was written to that
+//!   connection; one queued but not yet written goes out on the next one.
+//! - **Backpressure.** While 4 MiB wait to be written (the server is not reading), callers
+//!   wait for room, each within its deadline, and are woken when the queue drains.
 //! - **Values** are [`bytes::Bytes`] sliced out of the connection's read buffer: reading a
 //!   value does not copy it.
 //!
 //! # Errors
 //!
 //! One error type, [`Error`], with predicates ([`Error::is_timeout`],
-//! [`Error::is_connection_error`], [`Error::is_server_error`], [`Error::is_illegal_input`]).
+//! [`Error::is_connection_error`], [`Error::is_server_down`], [`Error::is_server_error`],
+//! [`Error::is_illegal_input`]).
 //! The variants follow pymemcache's exceptions:
 //!
 //! | pymemcache | `Error` |
@@ -151,6 +187,10 @@
 //! | `MemcacheIllegalInputError` | [`Error::IllegalInput`] |
 //! | `socket.timeout` | [`Error::Timeout`] |
 //! | `socket.error` | [`Error::Io`] |
+//! | (none: calls to a server in backoff) | [`Error::ServerDown`] |
+//!
+//! [`Error::ValueTooLarge`] (a value over the client's limit) fails its call alone; the
+//! connection stays.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -124,6 +124,16 @@ async fn absurd_value_sizes_neither_panic_nor_allocate() {
     }
 }
 
+/// A client of a scripted server, speaking `protocol`.
+fn scripted_client(server: &ScriptedServer, protocol: Protocol) -> Client {
+    Client::builder()
+        .server(server.addr())
+        .protocol(protocol)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 /// A reply that holds more than its request asked for cannot be its: more values than
 /// keys, more stats lines than any memcached sends, more failure lines than a run of quiet
 /// requests can have. Each closes the connection (the next call reconnects); nothing piles
@@ -139,12 +149,7 @@ async fn replies_hold_no_more_than_was_asked() {
                 _ => Answer::text("ERROR\r\n"),
             },
         );
-    let client = Client::builder()
-        .server(server.addr())
-        .protocol(Protocol::Classic)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = scripted_client(&server, Protocol::Classic);
     let error = client.get("k").await.unwrap_err();
     assert!(
         error.to_string().contains("more values than keys"),
@@ -162,12 +167,7 @@ async fn replies_hold_no_more_than_was_asked() {
                 _ => Answer::text("ERROR\r\n"),
             },
         );
-    let client = Client::builder()
-        .server(server.addr())
-        .protocol(Protocol::Classic)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = scripted_client(&server, Protocol::Classic);
     let error = client.stats().await.unwrap_err();
     assert!(error.to_string().contains("too many lines"), "{error}");
     assert_eq!(client.stats().await.unwrap().pid(), Some(1));
@@ -184,12 +184,7 @@ async fn replies_hold_no_more_than_was_asked() {
         "mg" => Answer::text(format!("EN{}\r\n", request.opaque())),
         _ => Answer::text("ERROR\r\n"),
     });
-    let client = Client::builder()
-        .server(server.addr())
-        .protocol(Protocol::Meta)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = scripted_client(&server, Protocol::Meta);
     assert!(client.add("k", "v").await.unwrap(), "noreply: handed over");
     // The next request follows the run's `mn`: its reply comes after the run's report,
     // which holds one line too many: the connection is closed.

@@ -271,13 +271,7 @@ impl Queue {
             self.writing = false;
             return false;
         }
-        let unwritten = self
-            .pending
-            .iter()
-            .rev()
-            .take_while(|p| p.at >= self.out_at)
-            .count();
-        let first = self.pending.len() - unwritten;
+        let first = self.first_unwritten();
         if self.pending.range(first..).any(|p| p.waiter.is_gone()) {
             self.drop_gone(first);
             if self.out.is_empty() {
@@ -291,6 +285,18 @@ impl Queue {
         self.tail = None;
         self.writing = true;
         true
+    }
+
+    /// The index of the first FIFO entry whose bytes are all still in `out` (entries are in
+    /// the order of their bytes).
+    fn first_unwritten(&self) -> usize {
+        let unwritten = self
+            .pending
+            .iter()
+            .rev()
+            .take_while(|p| p.at >= self.out_at)
+            .count();
+        self.pending.len() - unwritten
     }
 
     /// Removes from `out` the bytes of the unwritten requests (entries from `first` on)
@@ -381,13 +387,7 @@ impl Queue {
         } else {
             self.quiet = None;
         }
-        let unwritten = self
-            .pending
-            .iter()
-            .rev()
-            .take_while(|p| p.at >= self.out_at)
-            .count();
-        let first = self.pending.len() - unwritten;
+        let first = self.first_unwritten();
         let unsent = self.pending.split_off(first);
         let mut written: Vec<Pending> = self.pending.drain(..).collect();
         let out = std::mem::take(&mut self.out);
