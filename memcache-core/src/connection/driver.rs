@@ -23,11 +23,43 @@ use super::transport::{connect, Stream};
 
 /// Rounds of (write, read) one poll may do before yielding.
 const ROUNDS_PER_POLL: usize = 32;
+/// A wait with nothing to wait for.
+const FAR: Duration = Duration::from_secs(24 * 3600);
 /// Connects (probing for the meta protocol first under `Protocol::Auto`), then drives
 /// the connection until it ends.
 pub(crate) async fn run(link: Arc<Link>) {
     let shared = Arc::clone(&link.shared);
-    match connect(&shared.config, shared.known_classic()).await {
+    let connecting = connect(&shared.config, shared.known_classic());
+    tokio::pin!(connecting);
+    // Requests a closed connection left here have no timer of their own: their deadlines
+    // are kept while this one connects. (Callers queued here meanwhile bound their waits.)
+    let tick = tokio::time::sleep_until(deadline(Instant::now(), FAR));
+    tokio::pin!(tick);
+    let mut look = true;
+    let connected = std::future::poll_fn(|cx| {
+        if let Poll::Ready(connected) = connecting.as_mut().poll(cx) {
+            return Poll::Ready(connected);
+        }
+        {
+            // Woken, as the driver is, when what a closed connection left comes in.
+            let mut state = link.lock();
+            state.driver = Some(cx.waker().clone());
+            look |= std::mem::take(&mut state.rearm);
+        }
+        loop {
+            if std::mem::take(&mut look) {
+                let next = link.expire(Instant::now());
+                tick.as_mut()
+                    .reset(next.unwrap_or_else(|| deadline(Instant::now(), FAR)));
+            }
+            if tick.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            look = true;
+        }
+    })
+    .await;
+    match connected {
         Ok((socket, probe)) => {
             if let Some(meta) = probe {
                 shared.set_meta(meta);
@@ -72,11 +104,18 @@ struct Driver {
     /// requests were outstanding.
     last_reads: u64,
     quiet_since: Instant,
+    /// Requests were outstanding at the timer's last tick.
+    was_outstanding: bool,
 }
 
 impl Driver {
     fn new(stream: Arc<Stream>, link: Arc<Link>, timeout: Duration) -> Self {
         let now = Instant::now();
+        // The first check comes by the earliest deadline of what is queued already.
+        let check_at = match link.expire(now) {
+            Some(at) => at.min(deadline(now, timeout)),
+            None => deadline(now, timeout),
+        };
         Driver {
             stream,
             link,
@@ -85,9 +124,10 @@ impl Driver {
             timeout,
             timer: Box::pin(tokio::time::sleep_until(deadline(now, timeout))),
             timer_armed: false,
-            check_at: deadline(now, timeout),
+            check_at,
             last_reads: 0,
             quiet_since: now,
+            was_outstanding: false,
         }
     }
 
@@ -161,7 +201,10 @@ impl Driver {
             let next_deadline = self.link.expire(now);
             let reads = self.link.reads();
             let outstanding = self.link.lock().outstanding();
-            if !outstanding || reads != self.last_reads {
+            // Silence counts from the first tick that saw requests outstanding, and only
+            // while nothing at all is read: a request written just before a tick that
+            // follows an idle spell is not taken for a stall.
+            if !outstanding || !self.was_outstanding || reads != self.last_reads {
                 self.last_reads = reads;
                 self.quiet_since = now;
             } else if deadline(self.quiet_since, self.timeout) <= now {
@@ -172,6 +215,7 @@ impl Driver {
                 );
                 return Err(timed_out(self.timeout));
             }
+            self.was_outstanding = outstanding;
             let mut next = deadline(now, self.timeout);
             if outstanding {
                 next = next.min(deadline(self.quiet_since, self.timeout));
@@ -197,6 +241,11 @@ impl Driver {
             match &state.driver {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => state.driver = Some(cx.waker().clone()),
+            }
+            if std::mem::take(&mut state.rearm) {
+                // What a closed connection left came in: its deadlines are looked at now.
+                self.check_at = Instant::now();
+                self.timer_armed = false;
             }
         }
         let mut poll_read = true;

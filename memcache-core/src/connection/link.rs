@@ -441,21 +441,17 @@ impl Link {
             }
             Waiter::Group(group) => group.answer(response, self.max_value)?,
             Waiter::Quiet(run) => {
-                let Response::Quiet(failures) = response else {
+                let Response::Quiet(errors) = response else {
                     return Ok(());
                 };
-                for failure in failures {
+                for error in errors {
                     self.shared.count_noreply_error();
-                    let keys = String::from_utf8_lossy(run.keys.trim_ascii_end());
-                    let key = failure
-                        .index
-                        .and_then(|i| keys.split(' ').nth(i as usize))
-                        .map(str::to_owned);
                     tracing::warn!(
                         server = %self.shared.server,
-                        error = %failure.error,
-                        key = key.as_deref().unwrap_or(&keys),
-                        "a noreply request failed (one of the keys listed)"
+                        %error,
+                        keys = %String::from_utf8_lossy(run.keys.trim_ascii_end()),
+                        "a noreply request failed (one of the keys listed: the first of \
+                         each request of the run)"
                     );
                 }
             }
@@ -478,7 +474,7 @@ impl Link {
                 return earlier.clone();
             }
             let connected = state.stream.is_some();
-            let keep = connected && !state.abandoned && !self.shared.gone.load(Ordering::Relaxed);
+            let keep = connected && !self.shared.gone.load(Ordering::Relaxed);
             let written = state.close(error, keep);
             // A solo caller's request was written (by the caller itself): it fails too.
             if let Some(solo) = state.solo.as_mut() {
@@ -503,6 +499,8 @@ impl Link {
         for waker in wakers.into_iter().flatten() {
             waker.wake();
         }
+        // Callers waiting for room here try the next connection.
+        self.shared.room.notify_waiters();
         error.clone()
     }
 
@@ -524,49 +522,76 @@ impl Link {
                 _ => solo.waker = Some(cx.waker().clone()),
             }
             if state.pending.len() != 1 || state.closed.is_some() {
-                // Others wait too: the driver reads, and keeps this reply here.
+                // Others wait too: the driver reads, and keeps this reply here. (It is
+                // woken: this caller may be the one the socket last woke.)
+                state.wake_driver();
                 return Poll::Pending;
             }
         }
-        let mut read = match self.read.try_lock() {
-            Ok(read) => read,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            // The driver is reading: it keeps the reply here.
-            Err(TryLockError::WouldBlock) => return Poll::Pending,
+        // Another reader holds the read side: it keeps the reply here, or (a solo caller
+        // letting go) wakes the driver to.
+        let Some(mut read) = self.try_read() else {
+            return Poll::Pending;
         };
-        let error = loop {
+        let outcome = loop {
             let read = &mut *read;
             match poll_fill(&mut read.half, &mut read.input, cx) {
-                Poll::Pending => break None,
-                Poll::Ready(Ok(0)) => break Some(Error::UnexpectedClose),
+                Poll::Pending => break Ok(None),
+                Poll::Ready(Ok(0)) => break Err(Error::UnexpectedClose),
                 Poll::Ready(Ok(_)) => {
                     self.reads
                         .store(self.reads.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                     match self.dispatch(read, Some(seq)) {
-                        Ok(Some(response)) => return Poll::Ready(Ok(response)),
+                        Ok(Some(response)) => break Ok(Some(response)),
                         Ok(None) => continue,
-                        Err(error) => break Some(error),
+                        Err(error) => break Err(error),
                     }
                 }
-                Poll::Ready(Err(e)) => break Some(e.into()),
+                Poll::Ready(Err(e)) => break Err(e.into()),
             }
         };
         drop(read);
-        if let Some(error) = error {
-            let error = self.fail(&error);
-            let mut state = self.lock();
-            let reply = state.solo.as_mut().and_then(|solo| solo.reply.take());
-            state.solo = None;
-            return Poll::Ready(reply.map_or(Err(error), |reply| *reply));
+        self.let_go_of_reading();
+        match outcome {
+            Ok(Some(response)) => Poll::Ready(Ok(response)),
+            Ok(None) => Poll::Pending,
+            Err(error) => {
+                let error = self.fail(&error);
+                let mut state = self.lock();
+                let reply = state.solo.as_mut().and_then(|solo| solo.reply.take());
+                state.solo = None;
+                Poll::Ready(reply.map_or(Err(error), |reply| *reply))
+            }
         }
-        // The driver may have found the read side taken meanwhile (others' requests came).
+    }
+
+    /// The read side, or `None` when another reader holds it; then the driver is asked for
+    /// ([`Link::read_wanted`]): the holder, a solo caller, wakes it when it lets go.
+    fn try_read(&self) -> Option<MutexGuard<'_, ReadSide>> {
+        match self.read.try_lock() {
+            Ok(read) => Some(read),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                self.read_wanted.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                match self.read.try_lock() {
+                    Ok(read) => Some(read),
+                    Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                }
+            }
+        }
+    }
+
+    /// A solo caller has let go of the read side: it wakes the driver if someone asked for
+    /// the read side meanwhile (see [`Link::try_read`]).
+    fn let_go_of_reading(&self) {
         fence(Ordering::SeqCst);
         if self.read_wanted.load(Ordering::Relaxed)
             && self.read_wanted.swap(false, Ordering::SeqCst)
         {
             self.lock().wake_driver();
         }
-        Poll::Pending
     }
 
     /// A solo caller gave up before its reply came: the reply is discarded when it comes,
@@ -583,19 +608,10 @@ impl Link {
     /// `Ok(None)`: the read side is held by a solo caller (who wakes the driver when it lets
     /// go) or the socket has nothing; `Ok(Some(answered))`: bytes were read.
     pub(crate) fn read(&self, cx: &mut Context<'_>) -> Result<Option<bool>> {
-        let mut read = match self.read.try_lock() {
-            Ok(read) => read,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                self.read_wanted.store(true, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                match self.read.try_lock() {
-                    Ok(read) => read,
-                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                    Err(TryLockError::WouldBlock) => return Ok(None),
-                }
-            }
+        let Some(mut read) = self.try_read() else {
+            return Ok(None);
         };
+        // The driver reads now: nobody needs to wake it for that.
         self.read_wanted.store(false, Ordering::Relaxed);
         let read = &mut *read;
         match poll_fill(&mut read.half, &mut read.input, cx) {
@@ -647,11 +663,11 @@ fn keep_for_solo(state: &mut Queue, seq: u64, response: Response) {
 }
 
 /// A solo caller has its reply: the driver reads from now on, and is woken when others'
-/// replies are still to come. (When none are, the socket stays registered to the solo
-/// caller, which reads its next request's reply itself; the driver looks at the idle
-/// socket at its timer's next tick, so that a server closing an idle connection is still
-/// noticed. Registering the driver after every reply instead costs a sixth of the client's
-/// work per request.)
+/// replies are still to come. (When none are, nobody is registered with the idle socket:
+/// the next solo caller registers itself when it reads, and the driver looks at the socket
+/// at its timer's next tick, so that a server closing an idle connection is still noticed.
+/// Registering the driver after every reply instead costs a sixth of the client's work
+/// per request.)
 fn hand_over_reading(state: &mut Queue) {
     if !state.pending.is_empty() {
         state.wake_driver();

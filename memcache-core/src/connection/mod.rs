@@ -138,7 +138,12 @@ impl Connection {
         if let Err(down) = self.slot.shared.health.admit(Instant::now()) {
             return Sent::Down(down);
         }
-        let link = Arc::new(Link::new(Arc::clone(&self.slot.shared), None));
+        // What the closed link never wrote goes first (it was queued first), unless its
+        // driver has handed it on already (see `Slot::closed`).
+        let carry = current
+            .as_ref()
+            .and_then(|closed| closed.lock().carry.take());
+        let link = Arc::new(Link::new(Arc::clone(&self.slot.shared), carry));
         // Queued before the driver starts, so that a driver failing at once (connection
         // refused) fails this request with its own error. A fresh link is open.
         let handed = link.enqueue(request);
@@ -230,13 +235,15 @@ impl Slot {
     /// link, or on a new one (when the server's health allows; otherwise its callers fail
     /// with [`Error::ServerDown`]).
     fn closed(self: &Arc<Self>, link: &Arc<Link>) {
+        // Under the current link's lock, so that a caller opening the next link meanwhile
+        // either takes the carry first (see `try_send`) or finds it adopted.
+        let mut current = self.lock();
         let Some(carry) = link.lock().carry.take() else {
             return;
         };
         if self.shared.gone.load(Ordering::Relaxed) {
             return;
         }
-        let mut current = self.lock();
         if let Some(open) = current.as_ref().filter(|open| !Arc::ptr_eq(open, link)) {
             let mut state = open.lock();
             if state.closed.is_none() {

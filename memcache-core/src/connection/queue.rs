@@ -75,6 +75,12 @@ pub(crate) struct Queue {
     pub(crate) abandoned: bool,
     /// Callers were told the queue is full: wake them when it drains.
     pub(crate) full: bool,
+    /// Bytes of `out` before this stream position are the rest of a request its caller
+    /// began writing itself (see [`advance`]).
+    pub(crate) sent_until: u64,
+    /// Entries were added whose deadlines may come before the driver's timer fires next
+    /// (what a closed connection left): the driver looks again.
+    pub(crate) rearm: bool,
     /// The driver's waker, while it waits.
     pub(crate) driver: Option<Waker>,
 }
@@ -95,6 +101,9 @@ pub(crate) struct Tail {
 #[derive(Debug)]
 pub(crate) struct Carry {
     pub(crate) out: BytesMut,
+    /// The position `out[0]` had in the closed connection's byte stream (its entries'
+    /// `at` and `end` count from the same origin).
+    pub(crate) at: u64,
     pub(crate) pending: Vec<Pending>,
     pub(crate) next_opaque: Opaque,
 }
@@ -117,6 +126,8 @@ impl Queue {
             carry: None,
             abandoned: false,
             full: false,
+            sent_until: 0,
+            rearm: false,
             driver: None,
         };
         if let Some(carry) = carry {
@@ -139,16 +150,20 @@ impl Queue {
         }
         self.tail = None;
         let Carry {
-            out, mut pending, ..
+            out,
+            at,
+            mut pending,
+            ..
         } = carry;
-        let base = pending.first().map_or(0, |p| p.at);
         let shift = self.out_at + self.out.len() as u64;
         for entry in &mut pending {
-            entry.at = entry.at - base + shift;
-            entry.end = entry.end - base + shift;
+            entry.at = entry.at - at + shift;
+            entry.end = entry.end - at + shift;
         }
         self.out.extend_from_slice(&out);
         self.pending.extend(pending);
+        // Their deadlines may come before the driver's timer next fires.
+        self.rearm = true;
         self.wake_driver();
     }
 
@@ -387,16 +402,27 @@ impl Queue {
         } else {
             self.quiet = None;
         }
-        let first = self.first_unwritten();
+        let mut first = self.first_unwritten();
+        if keep && self.pending.range(first..).any(|p| p.waiter.is_gone()) {
+            // Their bytes go too: a request sent without its entry would take the reply
+            // of the one behind it.
+            self.drop_gone(first);
+            first = self.first_unwritten();
+        }
         let unsent = self.pending.split_off(first);
         let mut written: Vec<Pending> = self.pending.drain(..).collect();
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        // The rest of a request its caller began writing belongs to this connection only.
+        let partial = self
+            .sent_until
+            .saturating_sub(self.out_at)
+            .min(out.len() as u64);
+        out.advance(partial as usize);
         if keep && (!out.is_empty() || !unsent.is_empty()) {
-            let mut pending: Vec<Pending> = unsent.into_iter().collect();
-            pending.retain(|p| !p.waiter.is_gone());
             self.carry = Some(Carry {
                 out,
-                pending,
+                at: self.out_at + partial,
+                pending: unsent.into_iter().collect(),
                 next_opaque: self.next_opaque,
             });
         } else {
@@ -436,9 +462,16 @@ pub(crate) fn single_get(line: &[u8]) -> Option<usize> {
 }
 
 /// Advances `out` past `written` bytes handed to the socket.
+/// Advances `out` past `written` bytes its caller handed to the socket itself (the idle
+/// path, where `out` held that one request): the rest of `out` is the rest of that request,
+/// which must go out on this connection or nowhere.
 pub(crate) fn advance(queue: &mut Queue, written: usize) {
+    if written == 0 {
+        return;
+    }
     queue.out.advance(written);
     queue.out_at += written as u64;
+    queue.sent_until = queue.out_at + queue.out.len() as u64;
 }
 
 #[cfg(test)]
@@ -517,5 +550,67 @@ mod tests {
         assert_eq!(&next.out[..], b"own\r\nlater\r\nnoreply\r\n");
         let spans: Vec<(u64, u64)> = next.pending.iter().map(|p| (p.at, p.end)).collect();
         assert_eq!(spans, [(0, 5), (5, 12)]);
+    }
+
+    /// Noreply bytes queued before the first carried entry do not shift the carried entries'
+    /// positions: a gone caller later cuts out its own bytes, and only them.
+    #[test]
+    fn adopted_entries_keep_their_place_after_leading_noreply_bytes() {
+        let mut queue = Queue::new(None);
+        let _sent = queue_request(&mut queue, b"get sent\r\n", true);
+        let mut batch = BytesMut::new();
+        assert!(queue.take_batch(&mut batch, 0));
+        queue_request(&mut queue, b"set k 0 0 5 noreply\r\nhello\r\n", false);
+        let gone = queue_request(&mut queue, b"get a\r\n", true);
+        let _kept = queue_request(&mut queue, b"get b\r\n", true);
+        let _written = queue.close(&Error::UnexpectedClose, true);
+        let carry = queue.carry.take().expect("a carry");
+        let mut next = Queue::new(Some(carry));
+        let spans: Vec<(u64, u64)> = next.pending.iter().map(|p| (p.at, p.end)).collect();
+        assert_eq!(spans, [(28, 35), (35, 42)]);
+        drop(gone);
+        let mut batch = BytesMut::new();
+        assert!(next.take_batch(&mut batch, 0));
+        assert_eq!(
+            String::from_utf8_lossy(&batch),
+            "set k 0 0 5 noreply\r\nhello\r\nget b\r\n"
+        );
+    }
+
+    /// A request partly written by its caller (the idle path) leaves its remainder at the
+    /// front of `out`; at a close that remainder is not carried to the next connection.
+    #[test]
+    fn the_rest_of_a_partly_written_request_is_not_carried() {
+        let mut queue = Queue::new(None);
+        // link.rs enqueue, idle path: encode, try_write wrote 12 bytes, advance, wait_for
+        let at = queue.out_at;
+        queue
+            .out
+            .extend_from_slice(b"set big 0 0 10\r\nflush_all\r\n");
+        advance(&mut queue, 12);
+        let _reply = queue.wait_for(Expect::one(Kind::Store), Instant::now(), at, KeyCheck::None);
+        // a later request, queued and not written
+        let _later = queue_request(&mut queue, b"get x\r\n", true);
+        let written = queue.close(&Error::UnexpectedClose, true);
+        assert_eq!(written.len(), 1);
+        let carry = queue.carry.take().expect("a carry");
+        assert_eq!(String::from_utf8_lossy(&carry.out), "get x\r\n");
+    }
+
+    /// At a close, an unwritten request whose caller has gone leaves with its entry and its
+    /// bytes: the next connection does not send it, and no reply goes to the wrong caller.
+    #[test]
+    fn a_gone_request_is_carried_neither_bytes_nor_entry() {
+        let mut queue = Queue::new(None);
+        let gone = queue_request(&mut queue, b"add a 0 0 1\r\n1\r\n", true);
+        let _kept = queue_request(&mut queue, b"add b 0 0 1\r\n1\r\n", true);
+        drop(gone);
+        let _written = queue.close(&Error::UnexpectedClose, true);
+        let carry = queue.carry.take().expect("a carry");
+        let mut next = Queue::new(Some(carry));
+        let mut batch = BytesMut::new();
+        assert!(next.take_batch(&mut batch, 0));
+        assert_eq!(next.pending.len(), 1);
+        assert_eq!(String::from_utf8_lossy(&batch), "add b 0 0 1\r\n1\r\n");
     }
 }

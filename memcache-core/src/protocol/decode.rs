@@ -22,7 +22,7 @@ use super::parse::{
     is_meta_status, meta_flags, parse_u64, plain_value_header, server_error, unknown, value_header,
     MetaFlags,
 };
-use super::response::{Expect, Item, Kind, Opaque, QuietFailure, Response, Status};
+use super::response::{Expect, Item, Kind, Opaque, Response, Status};
 
 /// The longest response line accepted (a `VALUE` header is under 300 bytes; `STAT` lines are
 /// short). A longer run without `\n` is not memcached talking.
@@ -44,7 +44,7 @@ pub struct Decoder {
     items: Vec<Item>,
     stats: Vec<(String, String)>,
     many: Vec<Response>,
-    quiet: Vec<QuietFailure>,
+    quiet: Vec<Error>,
     /// Lines read so far for the run of quiet requests being answered.
     quiet_lines: u32,
     block: Option<Block>,
@@ -326,7 +326,7 @@ impl Decoder {
             return Err(unknown("more replies than quiet requests", line));
         }
         if let Some(error) = server_error(line) {
-            self.quiet.push(QuietFailure { index: None, error });
+            self.quiet.push(error);
             return Ok(());
         }
         if !is_meta_status(line) {

@@ -81,18 +81,9 @@ pub enum Response {
     /// Several responses to one batched request (`set_many`, `delete_many`).
     Many(Vec<Response>),
     /// The end of a run of quiet (noreply) meta requests: the failures the server reported
-    /// for them, if any. Quiet meta requests report failures; successes are silent.
-    Quiet(Vec<QuietFailure>),
-}
-
-/// A failure the server reported for a quiet (noreply) meta request.
-#[derive(Debug, Clone)]
-pub struct QuietFailure {
-    /// Which request of the run it was (0 = the first), when the reply says (status lines
-    /// echo the request's opaque token; `SERVER_ERROR` and `CLIENT_ERROR` lines do not).
-    pub index: Option<u32>,
-    /// What went wrong.
-    pub error: Error,
+    /// for them, if any (`SERVER_ERROR` and `CLIENT_ERROR` lines do not say which request
+    /// they are for). Quiet meta requests report failures; successes are silent.
+    Quiet(Vec<Error>),
 }
 
 /// The shape of the reply a request expects.
