@@ -588,3 +588,39 @@ fn replies_hold_no_more_items_than_asked() {
     over.extend_from_slice(b"STAT one more\r\nEND\r\n");
     assert!(Decoder::new(16).decode(&mut over, stats).is_err());
 }
+
+/// A value's header is parsed once: while its data arrives in pieces, the decoder keeps
+/// what the header said. (Shown by overwriting the header's bytes, still at the front of
+/// the buffer, after the first look: a decoder that parsed them again would refuse them.)
+#[test]
+fn a_pending_values_header_is_parsed_once() {
+    for (header, expect) in [
+        (&b"VALUE some-key 7 5\r\n"[..], VALUES),
+        (b"VA 5 f7\r\n", Expect::one(Kind::MetaGet)),
+        (b"VA 5 f7 c9\r\n", Expect::one(Kind::MetaGet)),
+    ] {
+        let mut decoder = Decoder::new(1024);
+        let mut buf = BytesMut::from(header);
+        buf.extend_from_slice(b"he");
+        assert!(decoder.decode(&mut buf, expect).unwrap().is_none());
+        // Garble the header (keeping its length and its line end).
+        for byte in &mut buf[..header.len() - 2] {
+            *byte = b'#';
+        }
+        buf.extend_from_slice(b"llo\r\n");
+        if expect.kind == Kind::Values {
+            assert!(
+                decoder.decode(&mut buf, expect).unwrap().is_none(),
+                "END to come"
+            );
+            buf.extend_from_slice(b"END\r\n");
+        }
+        let response = decoder.decode(&mut buf, expect).unwrap().expect("complete");
+        let text = format!("{response:?}");
+        assert!(
+            text.contains("flags: 7") && text.contains("data: b\"hello\""),
+            "{text}"
+        );
+        assert!(buf.is_empty());
+    }
+}
