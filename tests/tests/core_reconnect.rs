@@ -41,6 +41,28 @@ async fn server_read(server: &ScriptedServer, line: &str) {
     .await;
 }
 
+/// A connection whose writer is stuck: a `get a` written (after which the first connection's
+/// server stops reading; `read_line` is how the server sees it), then a value larger than
+/// the socket holds, taken by the writer. What is queued from then on is not written. The
+/// two futures are kept alive by the caller.
+async fn stick_the_writer<'a>(
+    client: &'a Client,
+    server: &ScriptedServer,
+    read_line: &str,
+    big: &'a [u8],
+) -> (
+    impl Future<Output = Result<Option<memcache_core::Value>, Error>> + Unpin + 'a,
+    impl Future + Unpin + 'a,
+) {
+    let mut written = client.get("a").into_future();
+    assert!(poll_once(&mut written).await.is_pending());
+    server_read(server, read_line).await;
+    let mut stuck = client.set("b", big).noreply(false).into_future();
+    assert!(poll_once(&mut stuck).await.is_pending());
+    until_the_writer_is_stuck(client).await;
+    (written, stuck)
+}
+
 /// Waits until the connection's writer has taken the stuck write from the queue (so that
 /// what is queued from now on waits behind it, unwritten): a noreply marker is handed over
 /// at once only then.
@@ -78,13 +100,8 @@ async fn a_given_up_request_does_not_take_the_next_callers_reply() {
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let mut written = client.get("a").into_future();
-    assert!(poll_once(&mut written).await.is_pending());
-    server_read(&server, "get a").await;
     let big = big_value();
-    let mut stuck = client.set("b", &big).noreply(false).into_future();
-    assert!(poll_once(&mut stuck).await.is_pending());
-    until_the_writer_is_stuck(&client).await;
+    let (written, _stuck) = stick_the_writer(&client, &server, "get a", &big).await;
     // X is queued, never written, and its caller gives up; Y is queued behind it.
     let mut given_up = client.add("x", "1").noreply(false).into_future();
     assert!(poll_once(&mut given_up).await.is_pending());
@@ -101,7 +118,6 @@ async fn a_given_up_request_does_not_take_the_next_callers_reply() {
         .filter(|line| line.starts_with("add"))
         .collect();
     assert_eq!(adds, ["add y 0 0 1"], "the given-up add was not sent");
-    drop(stuck);
 }
 
 /// Carried to a next connection that never finishes opening (its protocol probe is not
@@ -124,13 +140,8 @@ async fn a_carried_request_keeps_its_deadline() {
         .build()
         .unwrap();
     client.version().await.unwrap(); // connected, the probe answered
-    let mut written = client.get("a").into_future();
-    assert!(poll_once(&mut written).await.is_pending());
-    server_read(&server, "mg a").await;
     let big = big_value();
-    let mut stuck = client.set("b", &big).noreply(false).into_future();
-    assert!(poll_once(&mut stuck).await.is_pending());
-    until_the_writer_is_stuck(&client).await;
+    let _stuck = stick_the_writer(&client, &server, "mg a", &big).await;
     let started = Instant::now();
     let mut carried = client.get("c").into_future();
     assert!(poll_once(&mut carried).await.is_pending());
@@ -142,7 +153,6 @@ async fn a_carried_request_keeps_its_deadline() {
         took < timeout * 2,
         "waited {took:?} for a {timeout:?} timeout"
     );
-    drop((written, stuck));
 }
 
 /// A caller waiting for room in a full queue is woken when the connection ends, and its
@@ -166,12 +176,8 @@ async fn room_waiters_move_on_when_the_connection_ends() {
         .build()
         .unwrap();
     client.version().await.unwrap();
-    let mut written = client.get("a").into_future();
-    assert!(poll_once(&mut written).await.is_pending());
-    server_read(&server, "mg a").await;
     let big = big_value();
-    let mut stuck = client.set("b", &big).noreply(false).into_future();
-    assert!(poll_once(&mut stuck).await.is_pending());
+    let _stuck = stick_the_writer(&client, &server, "mg a", &big).await;
     // Over the high-water mark: the callers after it wait for room.
     assert!(client.set("c", vec![b'y'; 5 << 20]).await.unwrap());
     let started = Instant::now();
@@ -181,7 +187,6 @@ async fn room_waiters_move_on_when_the_connection_ends() {
     assert_eq!(waiting.await.unwrap(), None);
     let took = started.elapsed();
     assert!(took < timeout / 2, "woken after {took:?}");
-    drop((written, stuck));
 }
 
 /// Every reply takes a while and the connection idles between calls: a call made just
