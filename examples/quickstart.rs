@@ -28,6 +28,9 @@ async fn main() -> Result<(), memcache_core::Error> {
         ),
         None => println!("some_key is not there"),
     }
-    println!("server {addr} runs memcached {}", client.version().await?);
+    println!(
+        "server {addr} runs memcached {}",
+        client.version().await?.single()?
+    );
     Ok(())
 }

@@ -1,23 +1,20 @@
 //! [`Client`] and the shared machinery its commands use.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use tokio::time::Instant;
-
+use crate::address::ServerAddr;
+use crate::cluster::{Cluster, ServerInfo};
 use crate::config::{ClientBuilder, Config};
-use crate::connection::{deadline, Connection, Reply, Request, Sent};
-use crate::error::{Error, Result, TimeoutKind};
-use crate::protocol::response::Opaque;
-use crate::protocol::response::{Expect, Kind, Response};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::protocol::response::Response;
 
 /// A memcached client: cheap to clone, safe to share between tasks.
 ///
-/// Every clone talks through the same connection, which pipelines the requests of all
-/// callers (see the crate docs, *Pipelining*). Each command is a builder: set its
-/// options, then `.await` it.
+/// Every clone talks through the same connections (one per server), which pipeline the
+/// requests of all callers (see the crate docs, *Pipelining*). Each command is a builder:
+/// set its options, then `.await` it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), memcache_core::Error> {
@@ -34,13 +31,14 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) config: Arc<Config>,
-    connection: Connection,
+    pub(crate) cluster: Cluster,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let servers: Vec<&ServerAddr> = self.inner.config.servers.iter().map(|s| &s.addr).collect();
         f.debug_struct("Client")
-            .field("server", &self.inner.config.server)
+            .field("servers", &servers)
             .field("timeout", &self.inner.config.timeout)
             .finish_non_exhaustive()
     }
@@ -56,7 +54,7 @@ impl Client {
         let config = Arc::new(config);
         Client {
             inner: Arc::new(Inner {
-                connection: Connection::new(Arc::clone(&config)),
+                cluster: Cluster::new(&config),
                 config,
             }),
         }
@@ -83,7 +81,24 @@ impl Client {
     /// its batch); with the classic protocol memcached answers nothing to a noreply request,
     /// failures included.
     pub fn noreply_errors(&self) -> u64 {
-        self.inner.connection.noreply_errors()
+        let connections = self.inner.cluster.connections();
+        connections.iter().map(Connection::noreply_errors).sum()
+    }
+
+    /// The server `key` lives on (checked like any key; no I/O). With
+    /// [`failover`](ClientBuilder::failover), a dead server's keys are where they went.
+    ///
+    /// # Errors
+    /// An illegal key.
+    pub fn server_for<K: AsRef<[u8]>>(&self, key: K) -> Result<ServerAddr> {
+        let key = key.as_ref();
+        self.inner.config.keys.check(key)?;
+        Ok(self.inner.cluster.route(key).addr().clone())
+    }
+
+    /// The servers, in the order configured, with their weights, node names and health.
+    pub fn servers(&self) -> Vec<ServerInfo> {
+        self.inner.cluster.infos()
     }
 
     /// The per-command timeout (see [`ClientBuilder::timeout`]).
@@ -104,139 +119,10 @@ impl ClientBuilder {
 }
 
 impl Inner {
-    /// Sends a request that expects a reply and waits for it, within the request timeout.
-    /// Server-reported errors come back as `Err`.
-    ///
-    /// On a connected driver the caller sets no timer of its own: the driver fails every
-    /// caller alone at `since + timeout`, which saves a timer registration per command.
-    /// While the connection is still being opened, or its write queue is full, the caller
-    /// bounds its own wait.
-    ///
-    /// `encode` writes the request into the connection's write buffer, given the opaque
-    /// token of its first meta request; it writes `expect.count` requests.
-    pub(crate) async fn request(
-        &self,
-        expect: Expect,
-        encode: impl FnOnce(&mut BytesMut, Opaque),
-    ) -> Result<Response> {
-        let (sent, since) = self.start(Some(expect), false, expect.count, encode);
-        // The slow paths are boxed so that the common one's future stays small: it is
-        // moved into every command's boxed future, and a timer is large.
-        let result = match sent {
-            Sent::Ready(Some(reply)) => reply.await,
-            // Cannot happen (see `reply_of`); awaited without that wrapper on the hot path.
-            Sent::Ready(None) => Err(Error::UnexpectedClose),
-            Sent::Connecting(reply) => Box::pin(self.within(since, reply_of(reply))).await,
-            Sent::Full(request) => {
-                let send_then_reply = async {
-                    let reply = self.connection.send_when_room(request).await?;
-                    reply_of(reply).await
-                };
-                Box::pin(self.within(since, send_then_reply)).await
-            }
-            Sent::Down(error) => Err(error),
-        };
-        failed_as_err(result)
-    }
-
-    /// What [`Inner::request`] and [`Inner::send_noreply`] do before they wait: hands the
-    /// request (`expect`: the reply's shape, `None` for noreply; `quiet`: a noreply meta
-    /// request in quiet mode; `count`: how many protocol requests `encode` writes) to the
-    /// connection. Returns how it went, and when the request was issued. For command
-    /// futures written out by hand.
-    pub(crate) fn start<E: FnOnce(&mut BytesMut, Opaque)>(
-        &self,
-        expect: Option<Expect>,
-        quiet: bool,
-        count: u32,
-        encode: E,
-    ) -> (Sent<E>, Instant) {
-        let since = Instant::now();
-        let request = Request {
-            encode,
-            expect,
-            quiet,
-            count,
-            since,
-        };
-        (self.connection.try_send(request), since)
-    }
-
-    /// Hands a noreply request (`count` protocol requests) to the connection; resolves once
-    /// the connection has it. `quiet`: meta requests in quiet mode, whose failure the server
-    /// still reports.
-    pub(crate) async fn send_noreply(
-        &self,
-        quiet: bool,
-        count: u32,
-        encode: impl FnOnce(&mut BytesMut, Opaque),
-    ) -> Result<()> {
-        let (sent, since) = self.start(None, quiet, count, encode);
-        match sent {
-            Sent::Ready(_) | Sent::Connecting(_) => Ok(()),
-            Sent::Full(request) => {
-                let send = async {
-                    self.connection.send_when_room(request).await?;
-                    Ok(())
-                };
-                Box::pin(self.within(since, send)).await
-            }
-            Sent::Down(error) => Err(error),
-        }
-    }
-
-    /// Runs `work` until `since + timeout`.
-    pub(crate) async fn within<T>(
-        &self,
-        since: Instant,
-        work: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        match tokio::time::timeout_at(deadline(since, self.config.timeout), work).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
-        }
-    }
-
-    /// Under [`Protocol::Auto`](crate::Protocol::Auto), before the first connection's probe
-    /// has been answered: waits for the answer (a `version` queued behind the probe), so
-    /// that a command is encoded in the protocol the server speaks. Only a fresh client's
-    /// first commands wait.
-    ///
-    /// # Errors
-    /// When the connection the probe went out on failed (the command would have failed
-    /// with it); a server's error for `version` is not the command's, and is ignored.
-    pub(crate) async fn learn_protocol(&self) -> Result<()> {
-        if !self.protocol_unknown() {
-            return Ok(());
-        }
-        let encode =
-            |buf: &mut BytesMut, _| crate::protocol::request::simple(buf, "version", &[], false);
-        match self.request(Expect::one(Kind::Version), encode).await {
-            Err(error) if error.is_connection_error() => Err(error),
-            _ => Ok(()),
-        }
-    }
-
-    /// `true` under [`Protocol::Auto`](crate::Protocol::Auto) until a connection's probe
-    /// has been answered.
-    pub(crate) fn protocol_unknown(&self) -> bool {
-        self.connection.protocol_unknown()
-    }
-
-    /// Whether to encode data commands in the meta protocol now.
-    pub(crate) fn meta(&self) -> bool {
-        self.connection.meta()
-    }
-
-    pub(crate) async fn quit(&self) -> Result<()> {
-        self.connection.quit().await
-    }
-
-    fn timed_out(&self) -> Error {
-        Error::Timeout {
-            kind: TimeoutKind::Request,
-            after: self.config.timeout,
-        }
+    /// The connection of `key`'s server.
+    #[inline]
+    pub(crate) fn route(&self, key: &[u8]) -> &Connection {
+        self.cluster.route(key)
     }
 
     /// On the read path with `ignore_exc`, an error (other than illegal input) is a miss.
@@ -253,23 +139,6 @@ impl Inner {
     /// The noreply setting for a store-like command: the call's own, else the client's.
     pub(crate) fn noreply(&self, call: Option<bool>) -> bool {
         call.unwrap_or(self.config.default_noreply)
-    }
-}
-
-/// The reply to a request that expects one. A connection always gives such a request a
-/// way to its reply; `None` cannot happen, and would read as a lost connection.
-pub(crate) async fn reply_of(reply: Option<Reply>) -> Result<Response> {
-    match reply {
-        Some(reply) => reply.await,
-        None => Err(Error::UnexpectedClose),
-    }
-}
-
-/// A server-reported error (`Response::Failed`) as `Err`.
-pub(crate) fn failed_as_err(result: Result<Response>) -> Result<Response> {
-    match result {
-        Ok(Response::Failed(error)) => Err(error),
-        other => other,
     }
 }
 

@@ -1,9 +1,8 @@
-//! Client configuration: [`ClientBuilder`] and the server address.
+//! Client configuration: [`ClientBuilder`], and the settings a client runs with.
 
-use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::address::{ServerAddr, ServerSpec};
 use crate::error::{Error, IllegalInput, Result};
 use crate::key::KeyRules;
 
@@ -23,92 +22,12 @@ pub const MAX_VALUE_SIZE_LIMIT: usize = 1024 * 1024 * 1024;
 /// The longest [`ClientBuilder::tcp_keepalive`] idle time accepted: 32,767 s, Linux's
 /// largest `TCP_KEEPIDLE`.
 const MAX_KEEPALIVE: Duration = Duration::from_secs(32_767);
-/// The memcached port used when an address has none.
-pub const DEFAULT_PORT: u16 = 11211;
-
-/// Where a server listens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ServerAddr {
-    /// A TCP address: a host name or IP address and a port.
-    Tcp {
-        /// Host name, IPv4 or IPv6 address (without brackets).
-        host: String,
-        /// Port.
-        port: u16,
-    },
-    /// A unix domain socket path.
-    Unix(PathBuf),
-}
-
-impl ServerAddr {
-    /// Parses `"host:port"`, `"host"` (port 11211), `"[v6]:port"`, `"[v6]"`, or a unix socket
-    /// path (`"/path/to/sock"` or `"unix:/path/to/sock"`).
-    ///
-    /// # Errors
-    /// [`Error::Address`] when the text is none of these.
-    pub fn parse(text: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::Address {
-            addr: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if let Some(path) = text.strip_prefix("unix:").or_else(|| {
-            if text.starts_with('/') {
-                Some(text)
-            } else {
-                None
-            }
-        }) {
-            if path.is_empty() {
-                return Err(bad("empty unix socket path"));
-            }
-            return Ok(ServerAddr::Unix(PathBuf::from(path)));
-        }
-        let parse_port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| bad("the port is not a number from 0 to 65535"))
-        };
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad("missing ']' after an IPv6 address"))?;
-            let port = match after {
-                "" => DEFAULT_PORT,
-                _ => parse_port(
-                    after
-                        .strip_prefix(':')
-                        .ok_or_else(|| bad("expected ':port' after ']'"))?,
-                )?,
-            };
-            (host, port)
-        } else {
-            match text.rsplit_once(':') {
-                Some((host, _)) if host.contains(':') => {
-                    return Err(bad("an IPv6 address needs brackets: [addr]:port"))
-                }
-                Some((host, port)) => (host, parse_port(port)?),
-                None => (text, DEFAULT_PORT),
-            }
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad("empty or malformed host"));
-        }
-        Ok(ServerAddr::Tcp {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            ServerAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
-            ServerAddr::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
+/// Default for [`ClientBuilder::retry_attempts`]: 2, as pymemcache's `HashClient`.
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
+/// Default for [`ClientBuilder::retry_timeout`]: 1 second, as pymemcache.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default for [`ClientBuilder::dead_timeout`]: 60 seconds, as pymemcache.
+pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which protocol the data commands use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,10 +45,40 @@ pub enum Protocol {
     Meta,
 }
 
+/// How the keys are spread over several servers: see the crate docs, *Several servers*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Distribution {
+    /// Rendezvous (highest random weight) hashing, as pymemcache's `HashClient`: each key
+    /// goes to the server whose MurmurHash3 of `"{host}:{port}-{key}"` is highest. Weights
+    /// do not count. The default.
+    #[default]
+    Rendezvous,
+    /// Ketama consistent hashing over MD5 with weights, as libmemcached's
+    /// `ketama_weighted` (pylibmc `{"ketama_weighted": True}`) and twemproxy's
+    /// `distribution: ketama, hash: md5`.
+    Ketama,
+}
+
+/// One server of a client, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServerConfig {
+    pub(crate) addr: ServerAddr,
+    pub(crate) weight: u32,
+    /// The node name placement uses instead of the address (twemproxy's `host:port:weight
+    /// NAME`), so that a server keeps its keys when its address changes.
+    pub(crate) name: Option<String>,
+}
+
 /// Settings shared by every connection of a client.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) server: ServerAddr,
+    pub(crate) servers: Vec<ServerConfig>,
+    pub(crate) distribution: Distribution,
+    pub(crate) failover: bool,
+    pub(crate) retry_attempts: u32,
+    pub(crate) retry_timeout: Duration,
+    pub(crate) dead_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
     pub(crate) no_delay: bool,
@@ -162,7 +111,12 @@ pub(crate) struct Config {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct ClientBuilder {
-    server: Option<String>,
+    servers: Vec<(String, Option<u32>, Option<String>)>,
+    distribution: Distribution,
+    failover: bool,
+    retry_attempts: u32,
+    retry_timeout: Duration,
+    dead_timeout: Duration,
     connect_timeout: Duration,
     timeout: Duration,
     no_delay: bool,
@@ -181,7 +135,12 @@ pub struct ClientBuilder {
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
-            server: None,
+            servers: Vec::new(),
+            distribution: Distribution::Rendezvous,
+            failover: false,
+            retry_attempts: DEFAULT_RETRY_ATTEMPTS,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+            dead_timeout: DEFAULT_DEAD_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             no_delay: true,
@@ -205,10 +164,97 @@ impl ClientBuilder {
         Self::default()
     }
 
-    /// The server: `"host:port"`, `"host"` (port 11211), `"[v6]:port"`, or a unix socket path
-    /// (`"/run/memcached.sock"` or `"unix:/run/memcached.sock"`). Required.
+    /// The server, for a client of one: `"host:port"`, `"host"` (port 11211),
+    /// `"[v6]:port"`, or a unix socket path (`"/run/memcached.sock"` or
+    /// `"unix:/run/memcached.sock"`). Replaces any servers set before. One server, or
+    /// [`servers`](Self::servers), is required.
     pub fn server(mut self, addr: impl Into<String>) -> Self {
-        self.server = Some(addr.into());
+        self.servers = vec![(addr.into(), None, None)];
+        self
+    }
+
+    /// The servers, for a client of several (keys are spread over them: see
+    /// [`distribution`](Self::distribution)). Each is written as for
+    /// [`server`](Self::server), optionally followed by `:weight` after its port and by
+    /// ` name` (twemproxy's `"host:port:weight name"`): `"10.0.0.1:11211:3 cache-a"`.
+    /// Replaces any servers set before; TCP, IPv6 and unix sockets mix.
+    pub fn servers<I, S>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.servers = servers
+            .into_iter()
+            .map(|server| (server.into(), None, None))
+            .collect();
+        self
+    }
+
+    /// Adds a server with a weight (default 1): under [`Distribution::Ketama`] a server's
+    /// share of the keys is its share of the total weight. Rendezvous placement ignores
+    /// weights, as pymemcache does.
+    pub fn weighted_server(mut self, addr: impl Into<String>, weight: u32) -> Self {
+        self.servers.push((addr.into(), Some(weight), None));
+        self
+    }
+
+    /// Adds a server with a weight and a node name that placement uses instead of its
+    /// address (twemproxy's `host:port:weight NAME`), so that its keys stay where they are
+    /// when its address changes.
+    pub fn named_server(
+        mut self,
+        addr: impl Into<String>,
+        weight: u32,
+        name: impl Into<String>,
+    ) -> Self {
+        self.servers
+            .push((addr.into(), Some(weight), Some(name.into())));
+        self
+    }
+
+    /// How keys are spread over several servers. Default: [`Distribution::Rendezvous`],
+    /// pymemcache's `HashClient` placement. With one server nothing is hashed.
+    pub fn distribution(mut self, distribution: Distribution) -> Self {
+        self.distribution = distribution;
+        self
+    }
+
+    /// With several servers: whether the keys of a dead server (see
+    /// [`retry_attempts`](Self::retry_attempts)) move to the other servers, as pymemcache,
+    /// libmemcached's auto-eject and twemproxy's `auto_eject_hosts` do. Default: off, the
+    /// dead server's keys fail at once with [`Error::ServerDown`] (misses with
+    /// [`ignore_exc`](Self::ignore_exc)). What is written to the other servers meanwhile is
+    /// orphaned when the dead one returns: its keys go back to it, to whatever it still
+    /// holds.
+    pub fn failover(mut self, on: bool) -> Self {
+        self.failover = on;
+        self
+    }
+
+    /// With several servers: how many times a failing server is tried again before it is
+    /// dead (the first retry comes at once, the others
+    /// [`retry_timeout`](Self::retry_timeout) apart; calls meanwhile fail at once with
+    /// [`Error::ServerDown`]). A dead server is left alone for
+    /// [`dead_timeout`](Self::dead_timeout), then probed, and rejoins when it answers.
+    /// Default: 2 ([`DEFAULT_RETRY_ATTEMPTS`]), as pymemcache's `HashClient`; 0 makes a
+    /// server dead at its first failure. (A client of one server backs off instead: see
+    /// [`reconnect_backoff`](Self::reconnect_backoff).)
+    pub fn retry_attempts(mut self, attempts: u32) -> Self {
+        self.retry_attempts = attempts;
+        self
+    }
+
+    /// With several servers: the pause between two retries of a failing server. Default:
+    /// 1 s ([`DEFAULT_RETRY_TIMEOUT`]).
+    pub fn retry_timeout(mut self, pause: Duration) -> Self {
+        self.retry_timeout = pause;
+        self
+    }
+
+    /// With several servers: how long a dead server is left alone before it is probed.
+    /// Default: 60 s ([`DEFAULT_DEAD_TIMEOUT`]).
+    pub fn dead_timeout(mut self, pause: Duration) -> Self {
+        self.dead_timeout = pause;
         self
     }
 
@@ -317,8 +363,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait before connecting again after failures: `initial` after the second
-    /// failure in a row (the first is retried at once: a lost connection is usually just
+    /// For a client of one server: how long to wait before connecting again after failures:
+    /// `initial` after the second failure in a row (the first is retried at once: a lost connection is usually just
     /// that), then twice as long after each further one, up to `max`, each pause shortened
     /// by a random part of up to half (jitter), so that many clients do not come back at
     /// once. A failure is a connect that fails (refused, timed out, the protocol probe
@@ -333,13 +379,52 @@ impl ClientBuilder {
         self
     }
 
+    /// The servers as configured: each address parsed, weights and names checked (no
+    /// server, a duplicate, a weight of 0 or a duplicate name is refused).
+    fn server_configs(&self) -> Result<Vec<ServerConfig>> {
+        if self.servers.is_empty() {
+            return Err(Error::Address {
+                addr: String::new(),
+                reason: "no server set: call ClientBuilder::server or ::servers".to_owned(),
+            });
+        }
+        let refuse = |what: String| Error::IllegalInput(IllegalInput::Argument(what));
+        let mut servers: Vec<ServerConfig> = Vec::with_capacity(self.servers.len());
+        for (text, weight, name) in &self.servers {
+            let spec = ServerSpec::parse(text)?;
+            let weight = weight.or(spec.weight).unwrap_or(1);
+            let name = name.clone().or(spec.name);
+            if weight == 0 {
+                return Err(refuse(format!(
+                    "server {text:?}: a weight must be at least 1"
+                )));
+            }
+            if let Some(name) = &name {
+                if name.is_empty() || name.chars().any(char::is_whitespace) {
+                    return Err(refuse(format!(
+                        "server {text:?}: a node name must be non-empty, without whitespace"
+                    )));
+                }
+            }
+            if servers.iter().any(|other| other.addr == spec.addr) {
+                return Err(refuse(format!("server {text:?} is listed twice")));
+            }
+            if name.is_some() && servers.iter().any(|other| other.name == name) {
+                return Err(refuse(format!("server {text:?}: its node name is taken")));
+            }
+            servers.push(ServerConfig {
+                addr: spec.addr,
+                weight,
+                name,
+            });
+        }
+        Ok(servers)
+    }
+
     /// Checks every setting and turns them into the configuration a client runs with (see
     /// [`ClientBuilder::build`](crate::ClientBuilder::build)).
     pub(crate) fn into_config(self) -> Result<Config> {
-        let server = self.server.as_deref().ok_or_else(|| Error::Address {
-            addr: String::new(),
-            reason: "no server set: call ClientBuilder::server".to_owned(),
-        })?;
+        let servers = self.server_configs()?;
         let refuse = |what: String| Err(Error::IllegalInput(IllegalInput::Argument(what)));
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return refuse("timeout and connect_timeout must be longer than zero".into());
@@ -365,7 +450,12 @@ impl ClientBuilder {
             ));
         }
         let config = Config {
-            server: ServerAddr::parse(server)?,
+            servers,
+            distribution: self.distribution,
+            failover: self.failover,
+            retry_attempts: self.retry_attempts,
+            retry_timeout: self.retry_timeout,
+            dead_timeout: self.dead_timeout,
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             no_delay: self.no_delay,
@@ -380,43 +470,5 @@ impl ClientBuilder {
             backoff_max: self.backoff_max,
         };
         Ok(config)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_addresses() {
-        let tcp = |h: &str, p| ServerAddr::Tcp {
-            host: h.to_owned(),
-            port: p,
-        };
-        let cases = [
-            ("127.0.0.1:11211", tcp("127.0.0.1", 11211)),
-            ("localhost", tcp("localhost", 11211)),
-            ("cache.example:1", tcp("cache.example", 1)),
-            ("[::1]:5000", tcp("::1", 5000)),
-            ("[::1]", tcp("::1", 11211)),
-            ("/tmp/mc.sock", ServerAddr::Unix("/tmp/mc.sock".into())),
-            ("unix:/tmp/mc.sock", ServerAddr::Unix("/tmp/mc.sock".into())),
-        ];
-        for (text, want) in cases {
-            assert_eq!(ServerAddr::parse(text).unwrap(), want, "{text}");
-        }
-        for bad in [
-            "",
-            "::1",
-            "host:port",
-            "host:99999",
-            "[::1",
-            "[::1]x",
-            " :1",
-            "unix:",
-        ] {
-            assert!(ServerAddr::parse(bad).is_err(), "{bad:?} should not parse");
-        }
-        assert_eq!(tcp("::1", 5).to_string(), "[::1]:5");
     }
 }

@@ -98,6 +98,17 @@ pub enum Error {
         last: Box<Error>,
     },
 
+    /// A command spread over several servers (a multi-key command, or the results of a
+    /// server-wide one taken together) failed on one of them: which server, and why. The
+    /// predicates look at the error inside.
+    #[error("server {server}: {error}")]
+    AtServer {
+        /// The server's address.
+        server: String,
+        /// What went wrong there.
+        error: Box<Error>,
+    },
+
     /// The server address could not be parsed or resolved.
     #[error("bad server address {addr:?}: {reason}")]
     Address {
@@ -178,9 +189,36 @@ pub enum KeyRule {
 }
 
 impl Error {
+    /// `error` as it happened on `server` ([`Error::AtServer`]).
+    pub(crate) fn at_server(server: &crate::ServerAddr, error: Error) -> Error {
+        match error {
+            at @ Error::AtServer { .. } => at,
+            error => Error::AtServer {
+                server: server.to_string(),
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// The error itself, inside any [`Error::AtServer`].
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::AtServer { error, .. } => error.root(),
+            other => other,
+        }
+    }
+
+    /// The server an [`Error::AtServer`] or [`Error::ServerDown`] names.
+    pub fn server(&self) -> Option<&str> {
+        match self {
+            Error::AtServer { server, .. } | Error::ServerDown { server, .. } => Some(server),
+            _ => None,
+        }
+    }
+
     /// `true` for a timeout, connecting or waiting for the response.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self.root(), Error::Timeout { .. })
     }
 
     /// `true` when the call failed for want of a working connection: I/O errors, unexpected
@@ -188,7 +226,7 @@ impl Error {
     /// next command opens a new one), and a server in backoff ([`Error::ServerDown`]).
     pub fn is_connection_error(&self) -> bool {
         matches!(
-            self,
+            self.root(),
             Error::Io(_)
                 | Error::UnexpectedClose
                 | Error::Timeout { .. }
@@ -200,26 +238,26 @@ impl Error {
     /// `true` when the call was not sent because the server is in backoff after failed
     /// connection attempts ([`Error::ServerDown`]).
     pub fn is_server_down(&self) -> bool {
-        matches!(self, Error::ServerDown { .. })
+        matches!(self.root(), Error::ServerDown { .. })
     }
 
     /// `true` when the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).
     /// The connection stays usable.
     pub fn is_server_error(&self) -> bool {
         matches!(
-            self,
+            self.root(),
             Error::UnknownCommand | Error::Client(_) | Error::Server(_)
         )
     }
 
     /// `true` when the input was refused before anything was sent.
     pub fn is_illegal_input(&self) -> bool {
-        matches!(self, Error::IllegalInput(_))
+        matches!(self.root(), Error::IllegalInput(_))
     }
 
     /// The server's message for `CLIENT_ERROR` / `SERVER_ERROR`.
     pub fn server_message(&self) -> Option<&str> {
-        match self {
+        match self.root() {
             Error::Client(m) | Error::Server(m) => Some(m),
             _ => None,
         }

@@ -194,13 +194,16 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 mod client;
+mod cluster;
 pub mod command;
 mod config;
 mod connection;
 mod error;
 mod key;
 mod protocol;
+mod ring;
 mod value;
 
 /// The sans-IO protocol module, for the micro-benchmarks only (feature `bench-internals`).
@@ -211,13 +214,16 @@ pub mod __bench {
     pub use crate::protocol::{decode, request, response};
 }
 
+pub use address::{ServerAddr, DEFAULT_PORT};
 pub use bytes::Bytes;
 pub use client::Client;
+pub use cluster::{PerServer, ServerInfo};
 pub use config::{
-    ClientBuilder, Protocol, ServerAddr, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PORT, DEFAULT_TIMEOUT,
-    MAX_VALUE_SIZE_LIMIT,
+    ClientBuilder, Distribution, Protocol, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, MAX_VALUE_SIZE_LIMIT,
 };
+pub use connection::ServerState;
 pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
 pub use key::MAX_KEY_LEN;
 pub use value::{CasOutcome, CasToken, Lease, Stats, Value};

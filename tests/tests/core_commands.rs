@@ -322,7 +322,7 @@ async fn touch_delete_and_delete_many(protocol: Protocol) {
     assert!((298..=300).contains(&ttl), "ttl {ttl}");
     // noreply touch (the default) is applied too.
     assert!(client.touch("k", 0).await.unwrap());
-    client.version().await.unwrap(); // the touch has been processed once this answers
+    client.version().await.unwrap().single().unwrap(); // the touch has been processed once this answers
     assert_eq!(raw_ttl(&addr, "k"), Some(-1));
 
     assert!(client.delete("k").noreply(false).await.unwrap());
@@ -409,18 +409,31 @@ async fn flush_all_now_and_with_delay(protocol: Protocol) {
     let client = client(&server, protocol);
 
     client.set_many([("a", "1"), ("b", "2")]).await.unwrap();
-    client.flush_all().noreply(false).await.unwrap();
+    client
+        .flush_all()
+        .noreply(false)
+        .await
+        .unwrap()
+        .single()
+        .unwrap();
     assert!(client.get_many(["a", "b"]).await.unwrap().is_empty());
 
     // noreply (the default), then read by the very next command.
     client.set("c", "3").await.unwrap();
-    client.flush_all().await.unwrap();
+    client.flush_all().await.unwrap().single().unwrap();
     assert_eq!(client.get("c").await.unwrap(), None);
 
     // With a delay of 3 s: memcached invalidates items once its clock passes now + 2 s
     // (it keeps a one-second clock), so the item is there now and gone after 3 s.
     client.set("later", "v").await.unwrap();
-    client.flush_all().delay(3).noreply(false).await.unwrap();
+    client
+        .flush_all()
+        .delay(3)
+        .noreply(false)
+        .await
+        .unwrap()
+        .single()
+        .unwrap();
     assert_eq!(client.get("later").await.unwrap(), Some(value("v", 0)));
     tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(client.get("later").await.unwrap(), None);
@@ -431,7 +444,7 @@ async fn stats_are_the_servers(protocol: Protocol) {
     let server = Memcached::builder().max_item_size(512 * 1024).start();
     let client = client(&server, protocol);
 
-    let stats = client.stats().await.unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(
         stats.pid(),
         Some(u64::from(server.pid().unwrap())),
@@ -446,7 +459,7 @@ async fn stats_are_the_servers(protocol: Protocol) {
         .unwrap();
     client.get("a").await.unwrap();
     client.get("nope").await.unwrap();
-    let stats = client.stats().await.unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(stats.curr_items(), Some(3));
     assert_eq!(stats.cmd_set(), Some(3));
     assert_eq!(stats.get_hits(), Some(1));
@@ -454,7 +467,7 @@ async fn stats_are_the_servers(protocol: Protocol) {
     assert_eq!(stats.get("curr_items"), Some("3"));
     assert_eq!(
         stats.version(),
-        Some(client.version().await.unwrap().as_str())
+        Some(client.version().await.unwrap().single().unwrap().as_str())
     );
     // Every figure the client reports is one the server reports, in the server's order.
     let raw = raw_stats(&server.addr());
@@ -462,12 +475,18 @@ async fn stats_are_the_servers(protocol: Protocol) {
         assert!(raw.contains_key(name), "{name} not in the raw stats");
     }
 
-    let settings = client.stats().arg("settings").await.unwrap();
+    let settings = client
+        .stats()
+        .arg("settings")
+        .await
+        .unwrap()
+        .single()
+        .unwrap();
     assert_eq!(settings.get_u64("item_size_max"), Some(512 * 1024));
     assert_eq!(settings.get("inter"), Some("127.0.0.1"));
     assert_eq!(settings.get("cas_enabled"), Some("yes"));
 
-    let slabs = client.stats().arg("slabs").await.unwrap();
+    let slabs = client.stats().arg("slabs").await.unwrap().single().unwrap();
     assert!(slabs.get_u64("active_slabs").unwrap() >= 1);
 
     let error = client.stats().arg("two words").await.unwrap_err();
@@ -477,7 +496,7 @@ async fn stats_are_the_servers(protocol: Protocol) {
 async fn version_matches_the_binary_and_the_raw_reply(protocol: Protocol) {
     let server = Memcached::start();
     let client = client(&server, protocol);
-    let version = client.version().await.unwrap();
+    let version = client.version().await.unwrap().single().unwrap();
 
     let output = Command::new("memcached")
         .arg("-V")
@@ -542,19 +561,33 @@ async fn verbosity_and_cache_memlimit(protocol: Protocol) {
     let server = Memcached::start();
     let client = client(&server, protocol);
 
-    client.verbosity(1).await.unwrap();
-    let settings = client.stats().arg("settings").await.unwrap();
+    client.verbosity(1).await.unwrap().single().unwrap();
+    let settings = client
+        .stats()
+        .arg("settings")
+        .await
+        .unwrap()
+        .single()
+        .unwrap();
     assert_eq!(settings.get("verbosity"), Some("1"));
-    client.verbosity(0).noreply(true).await.unwrap();
+    client
+        .verbosity(0)
+        .noreply(true)
+        .await
+        .unwrap()
+        .single()
+        .unwrap();
 
-    client.cache_memlimit(100).await.unwrap();
-    let stats = client.stats().await.unwrap();
+    client.cache_memlimit(100).await.unwrap().single().unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(stats.limit_maxbytes(), Some(100 * 1024 * 1024));
     assert_eq!(
         client
             .stats()
             .arg("settings")
             .await
+            .unwrap()
+            .single()
             .unwrap()
             .get("verbosity"),
         Some("0")
@@ -565,16 +598,30 @@ async fn quit_then_the_next_command_reconnects(protocol: Protocol) {
     let server = Memcached::start();
     let client = client(&server, protocol);
     client.set("k", "v").await.unwrap();
-    let before = client.stats().await.unwrap().total_connections().unwrap();
+    let before = client
+        .stats()
+        .await
+        .unwrap()
+        .single()
+        .unwrap()
+        .total_connections()
+        .unwrap();
 
-    client.quit().await.unwrap();
+    client.quit().await.unwrap().single().unwrap();
     assert_eq!(client.get("k").await.unwrap(), Some(value("v", 0)));
-    let after = client.stats().await.unwrap().total_connections().unwrap();
+    let after = client
+        .stats()
+        .await
+        .unwrap()
+        .single()
+        .unwrap()
+        .total_connections()
+        .unwrap();
     assert_eq!(after, before + 1, "one new connection after quit");
 
     // Twice in a row, and with nothing connected, quit is harmless.
-    client.quit().await.unwrap();
-    client.quit().await.unwrap();
+    client.quit().await.unwrap().single().unwrap();
+    client.quit().await.unwrap().single().unwrap();
     assert_eq!(client.get("k").await.unwrap(), Some(value("v", 0)));
 }
 

@@ -188,7 +188,13 @@ async fn many_tasks_share_one_client(protocol: Protocol) {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let connections = client.stats().await.unwrap().total_connections();
+    let connections = client
+        .stats()
+        .await
+        .unwrap()
+        .single()
+        .unwrap()
+        .total_connections();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
@@ -207,7 +213,7 @@ async fn many_tasks_share_one_client(protocol: Protocol) {
     assert_eq!(tally.mismatches.load(Ordering::Relaxed), 0, "mismatches");
 
     // All of it went through the one connection the client already had.
-    let stats = client.stats().await.unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(stats.total_connections(), connections, "no new connection");
     assert!(stats.cmd_get().unwrap() > (TASKS * OPS_PER_TASK / 4) as u64);
 }

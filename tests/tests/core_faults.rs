@@ -91,9 +91,9 @@ async fn paused_server_times_out_then_recovers() {
     let (result, took) = timed(client.incr("n", 1)).await;
     assert_failed_in_time("incr", result, took);
     let (result, took) = timed(client.stats()).await;
-    assert_failed_in_time("stats", result, took);
+    assert_failed_in_time("stats", result.unwrap().single(), took);
     let (result, took) = timed(client.version()).await;
-    assert_failed_in_time("version", result, took);
+    assert_failed_in_time("version", result.unwrap().single(), took);
     // The predicates agree.
     let error = client.get("k").await.unwrap_err();
     assert!(error.is_connection_error() && !error.is_server_error());
@@ -106,7 +106,7 @@ async fn paused_server_times_out_then_recovers() {
     assert!(value == "before" || value == "during", "{value:?}");
     client.set("k", "after").noreply(false).await.unwrap();
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "after");
-    let stats = client.stats().await.unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(stats.pid(), server.pid().map(u64::from));
 }
 
@@ -215,7 +215,7 @@ async fn paused_server_with_ignore_exc_reads_miss_and_writes_fail() {
     assert!(hits.unwrap().is_empty());
     in_time("gets_many", took);
     let (stats, took) = timed(client.stats()).await;
-    assert!(stats.unwrap().is_empty());
+    assert!(stats.unwrap().single().unwrap().is_empty());
     in_time("stats", took);
 
     let (result, took) = timed(client.set("k", "w").noreply(false)).await;
@@ -396,7 +396,7 @@ async fn killed_server_with_ignore_exc_reads_miss_and_writes_fail() {
     assert_eq!(client.gats("k", 5).await.unwrap(), None);
     assert!(client.get_many(["k", "j"]).await.unwrap().is_empty());
     assert!(client.gets_many(["k"]).await.unwrap().is_empty());
-    assert!(client.stats().await.unwrap().is_empty());
+    assert!(client.stats().await.unwrap().single().unwrap().is_empty());
 
     for error in [
         client.set("k", "w").noreply(false).await.unwrap_err(),
@@ -404,7 +404,7 @@ async fn killed_server_with_ignore_exc_reads_miss_and_writes_fail() {
         client.delete("k").noreply(false).await.unwrap_err(),
         client.touch("k", 1).noreply(false).await.unwrap_err(),
         client.incr("n", 1).await.unwrap_err(),
-        client.version().await.unwrap_err(),
+        client.version().await.unwrap().single().unwrap_err(),
     ] {
         assert!(
             error.is_connection_error() && !error.is_timeout(),
@@ -428,7 +428,7 @@ async fn killed_server_with_ignore_exc_reads_miss_and_writes_fail() {
     .await;
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "back");
     assert_eq!(
-        client.stats().await.unwrap().pid(),
+        client.stats().await.unwrap().single().unwrap().pid(),
         server.pid().map(u64::from)
     );
 }
@@ -469,7 +469,7 @@ async fn response_cut_mid_way_is_a_connection_error() {
 
     // The same with ignore_exc: a miss, then the value again.
     let lenient = client_at(&proxy.addr(), true);
-    lenient.version().await.unwrap();
+    lenient.version().await.unwrap().single().unwrap();
     proxy.set_mode(FaultMode::CutAfter(10));
     assert_eq!(lenient.get("big").await.unwrap(), None);
     proxy.set_mode(FaultMode::PassThrough);
@@ -545,7 +545,7 @@ async fn garbled_response_is_an_unknown_response() {
         let error = match cycle % 4 {
             0 => client.get("k").await.unwrap_err(),
             1 => client.incr("n", 1).await.unwrap_err(),
-            2 => client.stats().await.unwrap_err(),
+            2 => client.stats().await.unwrap().single().unwrap_err(),
             _ => client.get_many(["k", "j"]).await.unwrap_err(),
         };
         assert!(
@@ -612,7 +612,13 @@ async fn value_too_large_for_the_server_is_a_server_error() {
         .build()
         .unwrap();
     client.set("small", "ok").noreply(false).await.unwrap();
-    let connections = client.stats().await.unwrap().total_connections();
+    let connections = client
+        .stats()
+        .await
+        .unwrap()
+        .single()
+        .unwrap()
+        .total_connections();
 
     let huge = vec![b'x'; 2 * 1024 * 1024];
     let error = client.set("huge", &huge).noreply(false).await.unwrap_err();
@@ -630,7 +636,7 @@ async fn value_too_large_for_the_server_is_a_server_error() {
     assert_eq!(client.get("huge").await.unwrap(), None);
     assert_eq!(client.get("small").await.unwrap().unwrap().data, "ok");
     // Nothing reconnected: the same connection served every call.
-    let stats = client.stats().await.unwrap();
+    let stats = client.stats().await.unwrap().single().unwrap();
     assert_eq!(stats.total_connections(), connections);
 }
 
@@ -662,7 +668,13 @@ async fn value_over_the_clients_max_value_size_fails_without_allocating() {
         .noreply(false)
         .await
         .unwrap();
-    let connections = reader.stats().await.unwrap().total_connections();
+    let connections = reader
+        .stats()
+        .await
+        .unwrap()
+        .single()
+        .unwrap()
+        .total_connections();
 
     for cycle in 0..CYCLES {
         let error = reader.get("big").await.unwrap_err();
@@ -693,7 +705,13 @@ async fn value_over_the_clients_max_value_size_fails_without_allocating() {
     assert!(matches!(error, Error::ValueTooLarge { .. }), "{error:?}");
     assert_eq!(reader.get("limit").await.unwrap().unwrap().data.len(), 1024);
     assert_eq!(
-        reader.stats().await.unwrap().total_connections(),
+        reader
+            .stats()
+            .await
+            .unwrap()
+            .single()
+            .unwrap()
+            .total_connections(),
         connections,
         "no reconnection"
     );
@@ -721,7 +739,7 @@ async fn unix_socket_client() {
     assert_eq!(raw_get(path, "k"), Some((3, b"over unix".to_vec())));
     assert_eq!(client.get_many(["k", "x"]).await.unwrap().len(), 1);
     assert_eq!(
-        client.stats().await.unwrap().pid(),
+        client.stats().await.unwrap().single().unwrap().pid(),
         server.pid().map(u64::from)
     );
     // The "unix:" form of the address works too.

@@ -29,7 +29,12 @@ async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 
 /// Connections the server has accepted since it started.
 async fn total_connections(client: &Client) -> u64 {
-    let stats = client.stats().await.expect("stats");
+    let stats = client
+        .stats()
+        .await
+        .expect("stats")
+        .single()
+        .expect("stats");
     stats.total_connections().expect("total_connections")
 }
 
@@ -433,7 +438,7 @@ async fn a_request_never_written_goes_out_on_the_next_connection() {
         None,
         "answered on the next connection"
     );
-    let error = written.await.unwrap().unwrap_err();
+    let error = written.await.unwrap().unwrap().single().unwrap_err();
     assert!(error.is_connection_error(), "{error:?}");
     assert_eq!(server.connections(), 2);
     let on_next: Vec<_> = server

@@ -135,7 +135,7 @@ async fn whitespace_and_control_bytes_are_refused() {
     let client = client(&addr);
     // Connect first, so that "nothing sent" is checked on a live connection too.
     client.set("good", "v").noreply(false).await.unwrap();
-    let before = client.stats().await.unwrap();
+    let before = client.stats().await.unwrap().single().unwrap();
 
     let cases: [(&[u8], u8, usize); 7] = [
         (b"has space", b' ', 3),
@@ -162,7 +162,7 @@ async fn whitespace_and_control_bytes_are_refused() {
     let rule = every_command_refuses(&client, b"").await;
     assert_eq!(rule, KeyRule::Empty);
 
-    let after = client.stats().await.unwrap();
+    let after = client.stats().await.unwrap().single().unwrap();
     for name in [
         "cmd_get",
         "cmd_set",
@@ -225,7 +225,7 @@ async fn one_bad_key_in_a_batch_sends_nothing() {
         .noreply(false)
         .await
         .unwrap();
-    let before = client.stats().await.unwrap();
+    let before = client.stats().await.unwrap().single().unwrap();
 
     let error = client.get_many(["a", "b", "bad key"]).await.unwrap_err();
     assert_eq!(
@@ -258,7 +258,7 @@ async fn one_bad_key_in_a_batch_sends_nothing() {
         .unwrap_err();
     assert_eq!(key_rule(&error).1, KeyRule::TooLong { len: 251 });
 
-    let after = client.stats().await.unwrap();
+    let after = client.stats().await.unwrap().single().unwrap();
     for name in [
         "cmd_get",
         "cmd_set",

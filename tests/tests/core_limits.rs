@@ -66,7 +66,7 @@ async fn settings_at_their_extremes_work() {
     client.set("k", "v").noreply(false).await.unwrap();
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
     assert_eq!(client.get_many(["k", "x"]).await.unwrap().len(), 1);
-    assert!(!client.stats().await.unwrap().is_empty());
+    assert!(!client.stats().await.unwrap().single().unwrap().is_empty());
     let tiny = Client::builder()
         .server(server.addr())
         .timeout(Duration::from_nanos(1))
@@ -168,9 +168,12 @@ async fn replies_hold_no_more_than_was_asked() {
             },
         );
     let client = scripted_client(&server, Protocol::Classic);
-    let error = client.stats().await.unwrap_err();
+    let error = client.stats().await.unwrap().single().unwrap_err();
     assert!(error.to_string().contains("too many lines"), "{error}");
-    assert_eq!(client.stats().await.unwrap().pid(), Some(1));
+    assert_eq!(
+        client.stats().await.unwrap().single().unwrap().pid(),
+        Some(1)
+    );
     assert_eq!(server.connections(), 2);
 
     // Quiet (noreply) meta requests: at most one line each before the `mn` that ends them.

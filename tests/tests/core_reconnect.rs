@@ -139,7 +139,7 @@ async fn a_carried_request_keeps_its_deadline() {
         .connect_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    client.version().await.unwrap(); // connected, the probe answered
+    client.version().await.unwrap().single().unwrap(); // connected, the probe answered
     let big = big_value();
     let _stuck = stick_the_writer(&client, &server, "mg a", &big).await;
     let started = Instant::now();
@@ -175,7 +175,7 @@ async fn room_waiters_move_on_when_the_connection_ends() {
         .timeout(timeout)
         .build()
         .unwrap();
-    client.version().await.unwrap();
+    client.version().await.unwrap().single().unwrap();
     let big = big_value();
     let _stuck = stick_the_writer(&client, &server, "mg a", &big).await;
     // Over the high-water mark: the callers after it wait for room.

@@ -124,7 +124,7 @@ async fn a_failed_winner_gives_the_lease_back() {
     // The release went out before the error returned; a round trip on the same connection
     // makes sure the server has applied it. Then b loads at once instead of waiting for a's
     // lease to run out.
-    a.client().version().await.unwrap();
+    a.client().version().await.unwrap().single().unwrap();
     let started = tokio::time::Instant::now();
     let report = b
         .get_or_load(&9, |id| {
@@ -203,7 +203,7 @@ async fn a_winner_whose_value_does_not_encode_gives_the_lease_back() {
 
     // The release went out before the call returned; a round trip on the same connection
     // makes sure the server has applied it.
-    a.client().version().await.unwrap();
+    a.client().version().await.unwrap().single().unwrap();
     let placeholder = raw_command(&server.addr(), b"mg note:4 v\r\n");
     assert_eq!(
         String::from_utf8_lossy(&placeholder),

@@ -96,7 +96,7 @@ async fn one_hundred_concurrent_callers_share_one_load() {
 
     // Stored with the type's TTL (noreply by default: a round trip on the same connection
     // makes sure the server has it); the next call is a hit and loads nothing.
-    users.client().version().await.unwrap();
+    users.client().version().await.unwrap().single().unwrap();
     let ttl = raw_ttl(&server.addr(), "user:7").expect("stored");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
     let again = users
@@ -155,7 +155,7 @@ async fn loader_error_reaches_every_waiter_and_nothing_is_cached() {
     }
     // The lease is released with a noreply request: a round trip on the same connection
     // makes sure the server has had it before another connection looks.
-    users.client().version().await.unwrap();
+    users.client().version().await.unwrap().single().unwrap();
     assert_eq!(raw_get(&server.addr(), "user:3"), None, "nothing cached");
     assert_eq!(users.get(&3).await.unwrap(), None);
 
@@ -323,7 +323,7 @@ async fn get_many_or_load_loads_exactly_the_missing_keys_once() {
     assert_eq!(users.stats().loads, 1);
 
     // The loaded value was stored with the type's TTL.
-    users.client().version().await.unwrap();
+    users.client().version().await.unwrap().single().unwrap();
     let ttl = raw_ttl(&server.addr(), "user:3").expect("stored");
     assert!((295..=300).contains(&ttl), "ttl {ttl}");
 
@@ -346,6 +346,6 @@ async fn get_many_or_load_loads_exactly_the_missing_keys_once() {
         .unwrap_err();
     assert_eq!(error.loader_error(), Some(&DbError("down".into())));
     // (anything the call sent without waiting has reached the server after a round trip)
-    users.client().version().await.unwrap();
+    users.client().version().await.unwrap().single().unwrap();
     assert_eq!(raw_get(&server.addr(), "user:8"), None);
 }

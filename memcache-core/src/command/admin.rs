@@ -5,8 +5,11 @@ use std::future::IntoFuture;
 
 use bytes::BytesMut;
 
+use super::multi::every_server;
 use super::CommandFuture;
 use crate::client::{mismatched, Client};
+use crate::cluster::PerServer;
+use crate::connection::Connection;
 use crate::error::{Error, IllegalInput, Result};
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Response, Status};
@@ -20,14 +23,14 @@ pub struct FetchStats<'a> {
     args: Vec<String>,
 }
 
-impl FetchStats<'_> {
+impl<'a> FetchStats<'a> {
     /// Adds an argument (`"slabs"`, `"items"`, `"settings"`, `"conns"`, ...).
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
     }
 
-    async fn run(self) -> Result<Stats> {
+    async fn run(self) -> Result<PerServer<Stats>> {
         let inner = &self.client.inner;
         for arg in &self.args {
             if arg.is_empty() || arg.bytes().any(|b| b <= b' ' || b == 0x7f) {
@@ -37,19 +40,23 @@ impl FetchStats<'_> {
             }
         }
         let args = &self.args;
-        let encode = |buf: &mut BytesMut, _| request::stats(buf, args.iter().map(String::as_bytes));
-        let result = match inner.request(Expect::one(Kind::Stats), encode).await {
-            Ok(Response::Stats(entries)) => Ok(Stats::new(entries)),
-            Ok(other) => Err(mismatched(&other)),
-            Err(error) => Err(error),
+        let stats = |connection: &'a Connection| async move {
+            let encode =
+                |buf: &mut BytesMut, _| request::stats(buf, args.iter().map(String::as_bytes));
+            let result = match connection.request(Expect::one(Kind::Stats), encode).await {
+                Ok(Response::Stats(entries)) => Ok(Stats::new(entries)),
+                Ok(other) => Err(connection.name(mismatched(&other))),
+                Err(error) => Err(error),
+            };
+            inner.miss_on_error(result)
         };
-        inner.miss_on_error(result)
+        Ok(every_server(inner.cluster.connections(), stats).await)
     }
 }
 
 impl<'a> IntoFuture for FetchStats<'a> {
-    type Output = Result<Stats>;
-    type IntoFuture = CommandFuture<'a, Stats>;
+    type Output = Result<PerServer<Stats>>;
+    type IntoFuture = CommandFuture<'a, PerServer<Stats>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
@@ -68,7 +75,7 @@ pub struct Admin<'a> {
     noreply: bool,
 }
 
-impl Admin<'_> {
+impl<'a> Admin<'a> {
     /// Sends with or without `noreply` (the default depends on the command: see the
     /// method that made this builder).
     pub fn noreply(mut self, on: bool) -> Self {
@@ -82,38 +89,55 @@ impl Admin<'_> {
         self
     }
 
-    async fn run(self) -> Result<()> {
+    async fn run(self) -> Result<PerServer<()>> {
         let inner = &self.client.inner;
         let args: &[u64] = match &self.arg {
             Some(arg) => std::slice::from_ref(arg),
             None => &[],
         };
         let (name, noreply) = (self.name, self.noreply);
-        let encode = |buf: &mut BytesMut, _| request::simple(buf, name, args, noreply);
-        if noreply {
-            return inner.send_noreply(false, 1, encode).await;
-        }
-        match inner.request(Expect::one(Kind::Ok), encode).await? {
-            Response::Status(Status::Ok) => Ok(()),
-            other => Err(mismatched(&other)),
-        }
+        let admin = |connection: &'a Connection| async move {
+            let encode = |buf: &mut BytesMut, _| request::simple(buf, name, args, noreply);
+            if noreply {
+                return connection.send_noreply(false, 1, encode).await;
+            }
+            match connection.request(Expect::one(Kind::Ok), encode).await? {
+                Response::Status(Status::Ok) => Ok(()),
+                other => Err(connection.name(mismatched(&other))),
+            }
+        };
+        Ok(every_server(inner.cluster.connections(), admin).await)
     }
 }
 
 impl<'a> IntoFuture for Admin<'a> {
-    type Output = Result<()>;
-    type IntoFuture = CommandFuture<'a, ()>;
+    type Output = Result<PerServer<()>>;
+    type IntoFuture = CommandFuture<'a, PerServer<()>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
 }
 
+/// One server's version string.
+async fn version_of(connection: &Connection) -> Result<String> {
+    let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
+    match connection
+        .request(Expect::one(Kind::Version), encode)
+        .await?
+    {
+        Response::Version(version) => Ok(version),
+        other => Err(connection.name(mismatched(&other))),
+    }
+}
+
 impl Client {
-    /// The server's statistics; add arguments with [`FetchStats::arg`].
+    /// Every server's statistics (see [`PerServer`]; `.single()` for a client of one);
+    /// add arguments with [`FetchStats::arg`].
     ///
     /// # Errors
-    /// Connection, timeout or server errors (an empty [`Stats`] with `ignore_exc`).
+    /// An illegal argument, before anything is sent. Each server's connection, timeout or
+    /// server error is in its entry (an empty [`Stats`] with `ignore_exc`).
     pub fn stats(&self) -> FetchStats<'_> {
         FetchStats {
             client: self,
@@ -121,27 +145,21 @@ impl Client {
         }
     }
 
-    /// The server's version string.
+    /// Each server's version string.
     ///
     /// # Errors
-    /// Connection, timeout or server errors.
-    pub async fn version(&self) -> Result<String> {
-        let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
-        match self
-            .inner
-            .request(Expect::one(Kind::Version), encode)
-            .await?
-        {
-            Response::Version(version) => Ok(version),
-            other => Err(mismatched(&other)),
-        }
+    /// None for the call itself: each server's connection, timeout or server error is in
+    /// its entry.
+    pub async fn version(&self) -> Result<PerServer<String>> {
+        Ok(every_server(self.inner.cluster.connections(), version_of).await)
     }
 
-    /// Invalidates every item, now or after [`Admin::delay`] seconds. noreply by default,
-    /// following the client's `default_noreply`.
+    /// Invalidates every item on every server, now or after [`Admin::delay`] seconds.
+    /// noreply by default, following the client's `default_noreply`.
     ///
     /// # Errors
-    /// Connection, timeout or server errors.
+    /// None for the call itself: each server's connection, timeout or server error is in
+    /// its entry (see [`PerServer`]).
     pub fn flush_all(&self) -> Admin<'_> {
         Admin {
             client: self,
@@ -151,10 +169,10 @@ impl Client {
         }
     }
 
-    /// Sets the server's logging verbosity. Waits for `OK` unless `.noreply(true)`.
+    /// Sets every server's logging verbosity. Waits for `OK` unless `.noreply(true)`.
     ///
     /// # Errors
-    /// Connection, timeout or server errors.
+    /// As [`flush_all`](Self::flush_all).
     pub fn verbosity(&self, level: u32) -> Admin<'_> {
         Admin {
             client: self,
@@ -164,10 +182,10 @@ impl Client {
         }
     }
 
-    /// Changes the server's memory limit to `megabytes` at run time. Waits for `OK`.
+    /// Changes every server's memory limit to `megabytes` at run time. Waits for `OK`.
     ///
     /// # Errors
-    /// Connection, timeout or server errors.
+    /// As [`flush_all`](Self::flush_all).
     pub fn cache_memlimit(&self, megabytes: u64) -> Admin<'_> {
         Admin {
             client: self,
@@ -177,12 +195,12 @@ impl Client {
         }
     }
 
-    /// Asks the server to close the connection after answering what is already queued on
-    /// it. The next command opens a new connection.
+    /// Asks every server to close its connection after answering what is already queued
+    /// on it. The next command opens a new connection.
     ///
     /// # Errors
     /// None in practice; the signature leaves room for transports that report one.
-    pub async fn quit(&self) -> Result<()> {
-        self.inner.quit().await
+    pub async fn quit(&self) -> Result<PerServer<()>> {
+        Ok(every_server(self.inner.cluster.connections(), Connection::quit).await)
     }
 }

@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use super::one::{poll_one, OneRequest, OneState};
 use super::Plan;
 use crate::client::{mismatched, Client, Inner};
+use crate::connection::Connection;
 use crate::error::Result;
 use crate::protocol::request;
 use crate::protocol::response::{Kind, Opaque, Response, Status};
@@ -40,10 +41,14 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Arith<'a, K> {
         &self.client.inner
     }
 
-    fn plan(&self) -> Result<Plan> {
+    fn key(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    fn plan(&self, connection: &Connection) -> Result<Plan> {
         let inner = self.inner();
         inner.config.keys.check(self.key.as_ref())?;
-        let meta = inner.meta();
+        let meta = connection.meta();
         Ok(match self.noreply {
             true => Plan::noreply(meta),
             false => Plan::reply(meta, if meta { Kind::MetaArith } else { Kind::Arith }),

@@ -6,9 +6,11 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
+use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
 use super::{batch_size, found, many, Plan};
 use crate::client::{mismatched, Client, Inner};
+use crate::connection::Connection;
 use crate::error::Result;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
@@ -38,10 +40,14 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
         &self.client.inner
     }
 
-    fn plan(&self) -> Result<Plan> {
+    fn key(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    fn plan(&self, connection: &Connection) -> Result<Plan> {
         let inner = self.inner();
         inner.config.keys.check(self.key.as_ref())?;
-        let meta = inner.meta();
+        let meta = connection.meta();
         Ok(match inner.noreply(self.noreply) {
             true => Plan::noreply(meta),
             false => Plan::reply(meta, if meta { Kind::MetaDelete } else { Kind::Delete }),
@@ -97,27 +103,45 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
 
     async fn run(self) -> Result<()> {
         let inner = &self.client.inner;
-        let rules = &inner.config.keys;
-        let mut len = 0;
         for key in &self.keys {
-            rules.check(key.as_ref())?;
-            len += 20 + rules.wire_len(key.as_ref());
+            inner.config.keys.check(key.as_ref())?;
         }
-        let count = batch_size(self.keys.len())?;
-        if count == 0 {
+        batch_size(self.keys.len())?;
+        if self.keys.is_empty() {
             return Ok(());
         }
+        let groups = inner
+            .cluster
+            .group(self.keys.iter().map(AsRef::as_ref), self.keys.len());
+        let group_keys: Vec<Vec<&[u8]>> = groups
+            .iter()
+            .map(|(_, members)| members.iter().map(|&at| self.keys[at].as_ref()).collect())
+            .collect();
+        let connections = inner.cluster.connections();
+        let calls = groups
+            .iter()
+            .zip(&group_keys)
+            .map(|((server, _), keys)| self.delete_group(&connections[*server], keys))
+            .collect();
+        join_all(calls).await.into_iter().collect()
+    }
+
+    /// One server's part: its `keys` in one write.
+    async fn delete_group(&self, connection: &Connection, keys: &[&[u8]]) -> Result<()> {
+        let inner = &self.client.inner;
+        let rules = &inner.config.keys;
+        let len: usize = keys.iter().map(|key| 20 + rules.wire_len(key)).sum();
+        let count = batch_size(keys.len())?;
         let noreply = inner.noreply(self.noreply);
-        let meta = inner.meta();
-        let keys = &self.keys;
+        let meta = connection.meta();
         let encode = |buf: &mut BytesMut, first: Opaque| {
             buf.reserve(len);
             for (opaque, key) in (0..).map(|i| first.wrapping_add(i)).zip(keys) {
-                encode_delete(buf, meta, rules.prefix(), key.as_ref(), noreply, opaque);
+                encode_delete(buf, meta, rules.prefix(), key, noreply, opaque);
             }
         };
         if noreply {
-            return inner.send_noreply(meta, count, encode).await;
+            return connection.send_noreply(meta, count, encode).await;
         }
         let expect = Expect {
             kind: if meta { Kind::MetaDelete } else { Kind::Delete },
@@ -125,11 +149,12 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             opaque: None,
             items: 1,
         };
-        for reply in many(inner.request(expect, encode).await?, count)? {
+        let replies = many(connection.request(expect, encode).await?, count);
+        for reply in replies.map_err(|error| connection.name(error))? {
             match reply {
                 Response::Status(Status::Deleted | Status::NotFound) => {}
-                Response::Failed(error) => return Err(error),
-                other => return Err(mismatched(&other)),
+                Response::Failed(error) => return Err(connection.name(error)),
+                other => return Err(connection.name(mismatched(&other))),
             }
         }
         Ok(())
@@ -163,12 +188,16 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
         &self.client.inner
     }
 
-    fn plan(&self) -> Result<Plan> {
+    fn key(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    fn plan(&self, connection: &Connection) -> Result<Plan> {
         let inner = self.inner();
         inner.config.keys.check(self.key.as_ref())?;
         // Quiet `mg` answers HD for a hit on memcached 1.6.18, so a noreply touch is always
         // the classic `touch ... noreply`; an acknowledged one is `mg <key> T<ttl>` on meta.
-        Ok(match (inner.noreply(self.noreply), inner.meta()) {
+        Ok(match (inner.noreply(self.noreply), connection.meta()) {
             (true, _) => Plan::noreply(false),
             (false, true) => Plan::reply(true, Kind::MetaTouch),
             (false, false) => Plan::reply(false, Kind::Touch),

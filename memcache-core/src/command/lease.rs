@@ -25,8 +25,9 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
         let keys = &inner.config.keys;
         let key = self.key.as_ref();
         keys.check(key)?;
+        let connection = inner.route(key);
         // A classic read would take another client's lease placeholder for a hit.
-        if let Err(error) = inner.learn_protocol().await {
+        if let Err(error) = connection.learn_protocol().await {
             return match inner.miss_on_error(Err(error)) {
                 Ok(()) => Ok(Lease::Won {
                     stale: None,
@@ -35,9 +36,9 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
                 Err(error) => Err(error),
             };
         }
-        if !inner.meta() {
+        if !connection.meta() {
             // Without the meta protocol clients cannot coordinate: a miss means "load".
-            return Ok(match inner.fetch_one(key, true, None).await? {
+            return Ok(match inner.fetch_one(connection, key, true).await? {
                 Some(item) => Lease::Hit(item.value()),
                 None => Lease::Won {
                     stale: None,
@@ -49,13 +50,13 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
         let encode = |buf: &mut BytesMut, opaque| {
             request::meta_get(buf, prefix, key, true, true, None, Some(ttl), opaque);
         };
-        let result = match inner.request(Expect::one(Kind::MetaGet), encode).await {
+        let result = match connection.request(Expect::one(Kind::MetaGet), encode).await {
             Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
             Ok(Response::Value(None)) => Ok(Lease::Won {
                 stale: None,
                 token: None,
             }),
-            Ok(other) => Err(mismatched(&other)),
+            Ok(other) => Err(connection.name(mismatched(&other))),
             Err(error) => Err(error),
         };
         match inner.miss_on_error(result.map(Some))? {
@@ -125,12 +126,13 @@ impl Client {
         let keys = &inner.config.keys;
         let key = key.as_ref();
         keys.check(key)?;
-        if !inner.meta() {
+        let connection = inner.route(key);
+        if !connection.meta() {
             return Ok(());
         }
         let encode = |buf: &mut BytesMut, opaque| {
             request::meta_delete_if(buf, keys.prefix(), key, token.0, opaque);
         };
-        inner.send_noreply(true, 1, encode).await
+        connection.send_noreply(true, 1, encode).await
     }
 }

@@ -67,6 +67,7 @@ mod admin;
 mod arith;
 mod deletion;
 mod lease;
+mod multi;
 mod retrieval;
 mod storage;
 
@@ -74,6 +75,7 @@ pub use admin::{Admin, FetchStats};
 pub use arith::{Arith, ArithFuture};
 pub use deletion::{Delete, DeleteFuture, DeleteMany, Touch, TouchFuture};
 pub use lease::LeaseGet;
+pub use multi::{Partial, Partially};
 pub use retrieval::{
     Gat, GatFuture, Gats, GatsFuture, Get, GetFuture, GetMany, Gets, GetsFuture, GetsMany,
 };

@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 
 use super::{CommandFuture, Plan};
-use crate::client::{failed_as_err, Inner};
-use crate::connection::{Reply, Sent};
+use crate::client::Inner;
+use crate::connection::{failed_as_err, Connection, Reply, Sent};
 use crate::error::{Error, Result};
 use crate::protocol::response::{Opaque, Response};
 
@@ -20,13 +20,17 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
 
     fn inner(&self) -> &'a Inner;
 
+    /// The key whose server the request goes to.
+    fn key(&self) -> &[u8];
+
     /// Waits, on a fresh client under `Protocol::Auto`, for the protocol probe's answer
     /// before it is encoded: reads do (a classic read cannot tell another client's lease
     /// placeholder from an empty value); writes go out as they are.
     const LEARNS_PROTOCOL: bool = false;
 
-    /// Checks the input (nothing is sent when it fails) and decides how the request goes.
-    fn plan(&self) -> Result<Plan>;
+    /// Checks the input (nothing is sent when it fails) and decides how the request goes
+    /// on `connection` (the key's server's: whether it speaks meta).
+    fn plan(&self, connection: &Connection) -> Result<Plan>;
 
     /// Writes the request (under the connection's lock); `opaque` is its token, should it
     /// be a meta request.
@@ -40,15 +44,15 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
 /// The general path of a [`OneRequest`], as an `async fn` (boxed where it is used): for
 /// the rare cases, a connection still being opened or a full write queue.
 async fn run_one<'a, C: OneRequest<'a>>(command: C) -> Result<C::Output> {
-    let plan = command.plan()?;
-    let inner = command.inner();
+    let connection = command.inner().route(command.key());
+    let plan = command.plan(connection)?;
     let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
     let reply = match plan.expect {
         None => {
-            inner.send_noreply(plan.quiet, 1, encode).await?;
+            connection.send_noreply(plan.quiet, 1, encode).await?;
             None
         }
-        Some(expect) => Some(inner.request(expect, encode).await),
+        Some(expect) => Some(connection.request(expect, encode).await),
     };
     command.finish(&plan, reply)
 }
@@ -61,6 +65,7 @@ pub(super) enum OneState<'a, C, T> {
     Wait {
         command: C,
         plan: Plan,
+        connection: &'a Connection,
         reply: Reply,
     },
     /// A rare path (see [`run_one`]), boxed.
@@ -78,30 +83,31 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
     loop {
         match std::mem::replace(state, OneState::Done) {
             OneState::Start(command) => {
-                let plan = match command.plan() {
+                let connection = command.inner().route(command.key());
+                let plan = match command.plan(connection) {
                     Ok(plan) => plan,
                     Err(error) => return Poll::Ready(Err(error)),
                 };
-                if C::LEARNS_PROTOCOL && command.inner().protocol_unknown() {
+                if C::LEARNS_PROTOCOL && connection.protocol_unknown() {
                     // A fresh client under Protocol::Auto: the first commands wait for the
                     // probe, to be encoded in the server's protocol (a classic read cannot
                     // tell another client's lease placeholder from an empty value). The
                     // input was checked first: a bad one sends nothing.
                     *state = OneState::Slow(Box::pin(async move {
-                        if let Err(error) = command.inner().learn_protocol().await {
+                        if let Err(error) = connection.learn_protocol().await {
                             return command.finish(&plan, Some(Err(error)));
                         }
                         run_one(command).await
                     }));
                     continue;
                 }
-                let inner = command.inner();
                 let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
-                let (sent, since) = inner.start(plan.expect, plan.quiet, 1, encode);
+                let (sent, since) = connection.start(plan.expect, plan.quiet, 1, encode);
                 *state = match sent.forget_encoder() {
                     Sent::Ready(Some(reply)) => OneState::Wait {
                         command,
                         plan,
+                        connection,
                         reply,
                     },
                     // A noreply request handed over.
@@ -116,31 +122,34 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                     // Queued while the connection opens: its reply is awaited within the
                     // deadline.
                     Sent::Connecting(Some(reply)) => OneState::Slow(Box::pin(async move {
-                        let reply = command.inner().within(since, reply).await;
-                        command.finish(&plan, Some(failed_as_err(reply)))
+                        let reply = connection.within(since, reply).await;
+                        command.finish(&plan, Some(connection.settle(failed_as_err(reply))))
                     })),
                     // Nothing was sent: the general path, from the start.
                     Sent::Full(_) => OneState::Slow(Box::pin(run_one(command))),
                     // The server is in backoff: nothing was sent.
                     Sent::Down(error) => {
-                        return Poll::Ready(command.finish(&plan, Some(Err(error))))
+                        return Poll::Ready(command.finish(&plan, Some(Err(error))));
                     }
                 };
             }
             OneState::Wait {
                 command,
                 plan,
+                connection,
                 mut reply,
             } => {
                 let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
                     *state = OneState::Wait {
                         command,
                         plan,
+                        connection,
                         reply,
                     };
                     return Poll::Pending;
                 };
-                return Poll::Ready(command.finish(&plan, Some(failed_as_err(reply))));
+                let reply = connection.settle(failed_as_err(reply));
+                return Poll::Ready(command.finish(&plan, Some(reply)));
             }
             OneState::Slow(mut slow) => {
                 let poll = slow.as_mut().poll(cx);

@@ -8,9 +8,12 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
+use super::multi::{join_all, Partial, Partially};
 use super::one::{poll_one, OneRequest, OneState};
 use super::Plan;
+use crate::address::ServerAddr;
 use crate::client::{mismatched, Client, Inner};
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Item, Kind, Opaque, Response, BUSY, STALE, WON};
@@ -29,10 +32,13 @@ macro_rules! retrieval {
                 &self.client.inner
             }
 
-            fn plan(&self) -> Result<Plan> {
-                let inner = self.inner();
-                inner.config.keys.check(self.key.as_ref())?;
-                let meta = inner.meta();
+            fn key(&self) -> &[u8] {
+                self.key.as_ref()
+            }
+
+            fn plan(&self, connection: &Connection) -> Result<Plan> {
+                self.inner().config.keys.check(self.key.as_ref())?;
+                let meta = connection.meta();
                 Ok(Plan::reply(meta, one_kind(meta)))
             }
 
@@ -54,17 +60,20 @@ macro_rules! retrieval {
 }
 
 impl Inner {
-    /// `get`/`gets`/`gat`/`gats` of one key.
+    /// `get`/`gets` of one key on `connection` (the key's server's), for the commands
+    /// built on it.
     pub(super) async fn fetch_one(
         &self,
+        connection: &Connection,
         key: &[u8],
         cas: bool,
-        touch: Option<u32>,
     ) -> Result<Option<Item>> {
         self.config.keys.check(key)?;
-        let meta = self.meta();
-        let encode = self.one_encoder(key, meta, cas, touch);
-        let result = self.request(Expect::one(one_kind(meta)), encode).await;
+        let meta = connection.meta();
+        let encode = self.one_encoder(key, meta, cas, None);
+        let result = connection
+            .request(Expect::one(one_kind(meta)), encode)
+            .await;
         self.one_hit(meta, result)
     }
 
@@ -102,32 +111,111 @@ impl Inner {
         self.miss_on_error(result)
     }
 
-    /// One multi-key `get`/`gets`: every key checked first, one request, the hits lined up
-    /// with the keys they answer (by the connection, which checks that each hit answers a
-    /// key asked for).
-    async fn fetch_many<K: AsRef<[u8]>>(&self, keys: &[K], cas: bool) -> Result<Vec<Option<Item>>> {
-        let rules = &self.config.keys;
-        let mut len = 8;
+    /// A multi-key `get`/`gets`: every key checked first; then one request per server,
+    /// all handed over before any reply is awaited; the hits lined up with the keys they
+    /// answer (by each connection, which checks that each hit answers a key asked for),
+    /// with the errors of the servers that failed.
+    async fn fetch_many<K: AsRef<[u8]>>(&self, keys: &[K], cas: bool) -> Result<Fetched> {
         for key in keys {
-            rules.check(key.as_ref())?;
-            len += 1 + rules.wire_len(key.as_ref());
+            self.config.keys.check(key.as_ref())?;
         }
+        let mut fetched = Fetched {
+            found: Vec::new(),
+            errors: Vec::new(),
+        };
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(fetched);
         }
+        let groups = self
+            .cluster
+            .group(keys.iter().map(AsRef::as_ref), keys.len());
+        let connections = self.cluster.connections();
+        if let [(server, _)] = groups[..] {
+            // One server: the keys as given, no merging.
+            let connection = &connections[server];
+            match self.fetch_group(connection, keys, cas).await {
+                Ok(found) => fetched.found = found,
+                Err(error) => {
+                    fetched.found = keys.iter().map(|_| None).collect();
+                    fetched.errors.push((connection.addr().clone(), error));
+                }
+            }
+            return Ok(fetched);
+        }
+        let group_keys: Vec<Vec<&[u8]>> = groups
+            .iter()
+            .map(|(_, members)| members.iter().map(|&at| keys[at].as_ref()).collect())
+            .collect();
+        let calls = groups
+            .iter()
+            .zip(&group_keys)
+            .map(|((server, _), keys)| self.fetch_group(&connections[*server], keys, cas))
+            .collect();
+        let results = join_all(calls).await;
+        fetched.found = keys.iter().map(|_| None).collect();
+        for ((server, members), result) in groups.into_iter().zip(results) {
+            match result {
+                Ok(hits) => {
+                    for (at, hit) in members.into_iter().zip(hits) {
+                        fetched.found[at] = hit;
+                    }
+                }
+                Err(error) => fetched
+                    .errors
+                    .push((connections[server].addr().clone(), error)),
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// One server's part of a multi-key read: one classic `get`/`gets` of `keys`.
+    async fn fetch_group<K: AsRef<[u8]>>(
+        &self,
+        connection: &Connection,
+        keys: &[K],
+        cas: bool,
+    ) -> Result<Vec<Option<Item>>> {
+        let rules = &self.config.keys;
+        let len: usize = keys
+            .iter()
+            .map(|key| 1 + rules.wire_len(key.as_ref()))
+            .sum();
         let encode = |buf: &mut BytesMut, _| {
-            buf.reserve(len);
+            buf.reserve(8 + len);
             let keys = keys.iter().map(AsRef::as_ref);
             request::retrieve(buf, cas, None, rules.prefix(), keys);
         };
-        let result = match self.request(Expect::one(Kind::Values), encode).await {
-            Ok(Response::Found(found)) if found.len() == keys.len() => Ok(found),
-            Ok(Response::Value(hit)) if keys.len() == 1 => Ok(vec![hit]),
-            Ok(other) => Err(mismatched(&other)),
-            Err(error) => Err(error),
-        };
-        self.miss_on_error(result)
+        match connection
+            .request(Expect::one(Kind::Values), encode)
+            .await?
+        {
+            Response::Found(found) if found.len() == keys.len() => Ok(found),
+            Response::Value(hit) if keys.len() == 1 => Ok(vec![hit]),
+            other => Err(connection.name(mismatched(&other))),
+        }
     }
+
+    /// The hits of a multi-key read, when no server failed or `ignore_exc` makes the
+    /// failed servers' keys misses; else the first failed server's error.
+    fn hits(&self, fetched: Fetched) -> Result<Vec<Option<Item>>> {
+        let Some((_, first)) = fetched.errors.first() else {
+            return Ok(fetched.found);
+        };
+        if !self.config.ignore_exc {
+            return Err(first.clone());
+        }
+        for (server, error) in &fetched.errors {
+            tracing::debug!(%server, %error, "ignore_exc: the server's keys are misses");
+        }
+        Ok(fetched.found)
+    }
+}
+
+/// What a multi-key read got: a hit or a miss for each key, in the order asked (a miss
+/// for each key of a failed server), and the failed servers' errors.
+struct Fetched {
+    found: Vec<Option<Item>>,
+    errors: Vec<(ServerAddr, Error)>,
 }
 
 /// The reply kind of a single-key retrieval.
@@ -227,9 +315,24 @@ pub struct GetMany<'a, K> {
 }
 
 impl<'a, K: AsRef<[u8]> + Eq + Hash> GetMany<'a, K> {
+    /// The hits together with the errors of the servers that failed, instead of failing
+    /// the call (or, with `ignore_exc`, hiding them): see [`Partial`].
+    pub fn partial(self) -> Partially<Self> {
+        Partially(self)
+    }
+
     async fn run(self) -> Result<HashMap<K, Value>> {
-        let found = self.client.inner.fetch_many(&self.keys, false).await?;
+        let inner = &self.client.inner;
+        let found = inner.hits(inner.fetch_many(&self.keys, false).await?)?;
         into_map(self.keys, found, |item| Ok(item.value()))
+    }
+
+    pub(super) async fn run_partial(self) -> Result<Partial<HashMap<K, Value>>> {
+        let fetched = self.client.inner.fetch_many(&self.keys, false).await?;
+        Ok(Partial {
+            hits: into_map(self.keys, fetched.found, |item| Ok(item.value()))?,
+            errors: fetched.errors,
+        })
     }
 }
 command_future!(GetMany<K> => HashMap<K, Value>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
@@ -243,9 +346,24 @@ pub struct GetsMany<'a, K> {
 }
 
 impl<'a, K: AsRef<[u8]> + Eq + Hash> GetsMany<'a, K> {
+    /// The hits together with the errors of the servers that failed: see
+    /// [`GetMany::partial`].
+    pub fn partial(self) -> Partially<Self> {
+        Partially(self)
+    }
+
     async fn run(self) -> Result<HashMap<K, (Value, CasToken)>> {
-        let found = self.client.inner.fetch_many(&self.keys, true).await?;
+        let inner = &self.client.inner;
+        let found = inner.hits(inner.fetch_many(&self.keys, true).await?)?;
         into_map(self.keys, found, Item::value_and_token)
+    }
+
+    pub(super) async fn run_partial(self) -> Result<Partial<HashMap<K, (Value, CasToken)>>> {
+        let fetched = self.client.inner.fetch_many(&self.keys, true).await?;
+        Ok(Partial {
+            hits: into_map(self.keys, fetched.found, Item::value_and_token)?,
+            errors: fetched.errors,
+        })
     }
 }
 command_future!(GetsMany<K> => HashMap<K, (Value, CasToken)>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
@@ -292,12 +410,17 @@ impl Client {
         }
     }
 
-    /// Reads many values in one request. The map holds the hits only, keyed by the keys as
-    /// given (without the client's prefix). Every key is checked before anything is sent:
-    /// one bad key fails the call and sends nothing.
+    /// Reads many values in one request per server. The map holds the hits only, keyed by
+    /// the keys as given (without the client's prefix). Every key is checked before
+    /// anything is sent: one bad key fails the call and sends nothing. With several
+    /// servers, every server's request is sent before any reply is awaited (one round trip
+    /// in all); [`GetMany::partial`] keeps the hits of the servers that answered when
+    /// another fails.
     ///
     /// # Errors
-    /// As [`get`](Self::get).
+    /// As [`get`](Self::get); with several servers, the first failed server's error
+    /// ([`Error::AtServer`](crate::Error::AtServer)); with `ignore_exc`, a failed
+    /// server's keys are misses instead.
     pub fn get_many<K, I>(&self, keys: I) -> GetMany<'_, K>
     where
         I: IntoIterator<Item = K>,

@@ -6,9 +6,11 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
+use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
 use super::{batch_size, many, store_status, Plan};
 use crate::client::{mismatched, Client, Inner};
+use crate::connection::Connection;
 use crate::error::Result;
 use crate::protocol::request::{self, StoreCommand};
 use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
@@ -33,9 +35,14 @@ macro_rules! store_request {
                 &self.client.inner
             }
 
-            fn plan(&self) -> Result<Plan> {
+            fn key(&self) -> &[u8] {
+                self.key.as_ref()
+            }
+
+            fn plan(&self, connection: &Connection) -> Result<Plan> {
                 let $n = self;
-                self.inner().store_plan(self.key.as_ref(), $noreply)
+                self.inner()
+                    .store_plan(connection, self.key.as_ref(), $noreply)
             }
 
             fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
@@ -104,10 +111,11 @@ impl Inner {
         );
     }
 
-    /// How a storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`) goes out.
-    fn store_plan(&self, key: &[u8], noreply: bool) -> Result<Plan> {
+    /// How a storage command (`set`/`add`/`replace`/`append`/`prepend`/`cas`) goes out on
+    /// `connection` (its key's server's).
+    fn store_plan(&self, connection: &Connection, key: &[u8], noreply: bool) -> Result<Plan> {
         self.config.keys.check(key)?;
-        let meta = self.meta();
+        let meta = connection.meta();
         Ok(match noreply {
             true => Plan::noreply(meta),
             false => Plan::reply(meta, if meta { Kind::MetaStore } else { Kind::Store }),
@@ -241,30 +249,79 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
 
     async fn run(self) -> Result<Vec<K>> {
         let inner = &self.client.inner;
-        let keys = &inner.config.keys;
-        let mut len = 0;
-        for (key, value) in &self.items {
-            keys.check(key.as_ref())?;
-            len += request::store_len(keys.wire_len(key.as_ref()), value.as_ref().len());
+        for (key, _) in &self.items {
+            inner.config.keys.check(key.as_ref())?;
         }
-        let count = batch_size(self.items.len())?;
-        if count == 0 {
+        batch_size(self.items.len())?;
+        if self.items.is_empty() {
             return Ok(Vec::new());
         }
+        let keys = self.items.iter().map(|(key, _)| key.as_ref());
+        let groups = inner.cluster.group(keys, self.items.len());
+        let group_items: Vec<Vec<(&[u8], &[u8])>> = groups
+            .iter()
+            .map(|(_, members)| {
+                let item = |at: &usize| {
+                    let (key, value) = &self.items[*at];
+                    (key.as_ref(), value.as_ref())
+                };
+                members.iter().map(item).collect()
+            })
+            .collect();
+        let connections = inner.cluster.connections();
+        let calls = groups
+            .iter()
+            .zip(&group_items)
+            .map(|((server, _), items)| self.store_group(&connections[*server], items))
+            .collect();
+        let results = join_all(calls).await;
+        let mut not_stored = Vec::new();
+        for ((_, members), result) in groups.iter().zip(results) {
+            match result {
+                Ok(failed) => not_stored.extend(failed.into_iter().map(|at| members[at])),
+                Err(error) if inner.config.ignore_exc => {
+                    tracing::debug!(%error, "ignore_exc: the server's keys were not stored");
+                    not_stored.extend_from_slice(members);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        not_stored.sort_unstable();
+        let mut next = not_stored.into_iter().peekable();
+        let mut failed = Vec::new();
+        for (at, (key, _)) in self.items.into_iter().enumerate() {
+            if next.next_if_eq(&at).is_some() {
+                failed.push(key);
+            }
+        }
+        Ok(failed)
+    }
+
+    /// One server's part: its `items` in one write; the positions of those not stored.
+    async fn store_group(
+        &self,
+        connection: &Connection,
+        items: &[(&[u8], &[u8])],
+    ) -> Result<Vec<usize>> {
+        let inner = &self.client.inner;
+        let keys = &inner.config.keys;
+        let len = items
+            .iter()
+            .map(|(key, value)| request::store_len(keys.wire_len(key), value.len()))
+            .sum();
+        let count = batch_size(items.len())?;
         let noreply = inner.noreply(self.noreply);
-        let meta = inner.meta();
+        let meta = connection.meta();
         let (set, prefix, flags, ttl) = (StoreCommand::Set, keys.prefix(), self.flags, self.ttl);
-        let items = &self.items;
         let encode = |buf: &mut BytesMut, first: Opaque| {
             buf.reserve(len);
             let store = store_encoder(meta);
-            for (opaque, (key, value)) in (0..).map(|i| first.wrapping_add(i)).zip(items) {
-                let (key, data) = (key.as_ref(), value.as_ref());
+            for (opaque, (key, data)) in (0..).map(|i| first.wrapping_add(i)).zip(items) {
                 store(buf, set, prefix, key, flags, ttl, data, noreply, opaque);
             }
         };
         if noreply {
-            inner.send_noreply(meta, count, encode).await?;
+            connection.send_noreply(meta, count, encode).await?;
             return Ok(Vec::new());
         }
         let expect = Expect {
@@ -273,14 +330,18 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             opaque: None,
             items: 1,
         };
-        let replies = many(inner.request(expect, encode).await?, count)?;
+        let replies = many(connection.request(expect, encode).await?, count);
         let mut failed = Vec::new();
-        for ((key, _), reply) in self.items.into_iter().zip(replies) {
+        for (at, reply) in replies
+            .map_err(|error| connection.name(error))?
+            .into_iter()
+            .enumerate()
+        {
             match reply {
                 Response::Status(Status::Stored) => {}
-                Response::Status(_) => failed.push(key),
-                Response::Failed(error) => return Err(error),
-                other => return Err(mismatched(&other)),
+                Response::Status(_) => failed.push(at),
+                Response::Failed(error) => return Err(connection.name(error)),
+                other => return Err(connection.name(mismatched(&other))),
             }
         }
         Ok(failed)
@@ -369,11 +430,14 @@ impl Client {
         }
     }
 
-    /// Stores many values in one write. Returns the keys that were not stored (none with
-    /// noreply, the default). Every key is checked before anything is sent.
+    /// Stores many values in one write per server (every server's written before any
+    /// reply is awaited). Returns the keys that were not stored (none with noreply, the
+    /// default). Every key is checked before anything is sent.
     ///
     /// # Errors
-    /// As [`set`](Self::set); the first server error among the replies.
+    /// As [`set`](Self::set); the first server error among the replies (naming the server,
+    /// with several). With [`ignore_exc`](crate::ClientBuilder::ignore_exc) a failed
+    /// server's keys are returned as not stored instead, as pymemcache's `HashClient` does.
     pub fn set_many<K, V, I>(&self, items: I) -> SetMany<'_, K, V>
     where
         I: IntoIterator<Item = (K, V)>,

@@ -29,7 +29,7 @@ const FAR: Duration = Duration::from_secs(24 * 3600);
 /// the connection until it ends.
 pub(crate) async fn run(link: Arc<Link>) {
     let shared = Arc::clone(&link.shared);
-    let connecting = connect(&shared.config, shared.known_classic());
+    let connecting = connect(&shared.config, &shared.addr, shared.known_classic());
     tokio::pin!(connecting);
     // Requests a closed connection left here have no timer of their own: their deadlines
     // are kept while this one connects. (Callers queued here meanwhile bound their waits.)

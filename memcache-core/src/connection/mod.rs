@@ -7,7 +7,8 @@
 //! - [`driver`]: the task that writes, reads, enforces deadlines and closes a stalled
 //!   connection.
 //! - [`health`]: backoff after failures, so that a server that is down is not hammered.
-//! - [`reply`]: the future a caller awaits.
+//! - [`reply`]: the future a caller awaits; [`call`]: a request and its reply within the
+//!   caller's deadline.
 //!
 //! [`Connection`] is the client's handle: it hands each request to the current link,
 //! opening a new connection (link and driver) when there is none or the last has closed
@@ -19,6 +20,7 @@
 //! [`Link::enqueue`], [`Reply`] and the waker they leave. The link never calls the driver:
 //! it wakes it.
 
+mod call;
 mod clock;
 mod driver;
 mod health;
@@ -35,11 +37,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::BytesMut;
 use tokio::time::Instant;
 
+use crate::address::ServerAddr;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::protocol::response::Opaque;
 
-pub(crate) use clock::deadline;
+pub(crate) use call::failed_as_err;
+pub(crate) use health::Retry;
+pub use health::ServerState;
 pub(crate) use pending::Request;
 pub(crate) use reply::Reply;
 
@@ -80,8 +85,10 @@ impl<E> Sent<E> {
     }
 }
 
-/// The client side of one server's connection (see the module docs).
-#[derive(Debug)]
+/// The client side of one server's connection (see the module docs). Cheap to clone (a
+/// probe of a dead server holds one); its owner calls [`Connection::shut`] when the client
+/// goes away.
+#[derive(Debug, Clone)]
 pub(crate) struct Connection {
     slot: Arc<Slot>,
 }
@@ -92,17 +99,51 @@ pub(crate) struct Connection {
 struct Slot {
     shared: Arc<Shared>,
     current: Mutex<Option<Arc<Link>>>,
+    /// One of several servers: its errors name it ([`Error::AtServer`]).
+    named: bool,
 }
 
 impl Connection {
-    /// A connection that opens on first use.
-    pub(crate) fn new(config: Arc<Config>) -> Self {
+    /// A connection to `addr` that opens on first use, retried after failures as `retry`
+    /// says. `named`: one of several servers, whose errors say which it is.
+    pub(crate) fn new(config: Arc<Config>, addr: ServerAddr, retry: Retry, named: bool) -> Self {
         Connection {
             slot: Arc::new(Slot {
-                shared: Arc::new(Shared::new(config)),
+                shared: Arc::new(Shared::new(config, addr, retry)),
                 current: Mutex::new(None),
+                named,
             }),
         }
+    }
+
+    /// A reply as the caller sees it: a server-reported error as `Err`, and, for one of
+    /// several servers, any error naming the server ([`Error::AtServer`]; a
+    /// [`Error::ServerDown`] names it already).
+    #[inline]
+    pub(crate) fn settle<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(error) if self.slot.named => Err(self.name(error)),
+            other => other,
+        }
+    }
+
+    /// `error` naming this server, when it is one of several.
+    pub(crate) fn name(&self, error: Error) -> Error {
+        match error {
+            down @ Error::ServerDown { .. } => down,
+            error if self.slot.named => Error::at_server(self.addr(), error),
+            error => error,
+        }
+    }
+
+    /// Where the server listens.
+    pub(crate) fn addr(&self) -> &ServerAddr {
+        &self.slot.shared.addr
+    }
+
+    /// The server's health.
+    pub(crate) fn health(&self) -> &health::Health {
+        &self.slot.shared.health
     }
 
     /// Whether requests should be encoded in the meta protocol now (see
@@ -194,8 +235,10 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
+impl Connection {
+    /// The client has gone: the connection ends once what is queued is answered, and no
+    /// new one is opened.
+    pub(crate) fn shut(&self) {
         self.slot.shared.gone.store(true, Ordering::Relaxed);
         if let Some(link) = self.slot.lock().take() {
             link.abandon();

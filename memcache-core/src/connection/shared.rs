@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::address::ServerAddr;
 use crate::config::{Config, Protocol};
 
-use super::health::Health;
+use super::health::{Health, Retry};
 
 const UNKNOWN: u8 = 0;
 const CLASSIC: u8 = 1;
@@ -19,6 +20,8 @@ const META: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
+    /// Where the server listens.
+    pub(crate) addr: ServerAddr,
     /// [`UNKNOWN`], [`CLASSIC`] or [`META`]: what the last probe found.
     mode: AtomicU8,
     /// Failed quiet (noreply) meta requests.
@@ -33,11 +36,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
-        let server = config.server.to_string();
+    pub(crate) fn new(config: Arc<Config>, addr: ServerAddr, retry: Retry) -> Self {
+        let server = addr.to_string();
         Shared {
-            health: Health::new(server.clone(), config.backoff_initial, config.backoff_max),
+            health: Health::new(server.clone(), retry),
             config,
+            addr,
             mode: AtomicU8::new(UNKNOWN),
             noreply_errors: AtomicU64::new(0),
             room: Notify::new(),

@@ -11,7 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
-use crate::config::{Config, Protocol, ServerAddr};
+use crate::address::ServerAddr;
+use crate::config::{Config, Protocol};
 use crate::error::{Error, Result, TimeoutKind};
 
 /// Smallest free room in the read buffer before reading.
@@ -95,8 +96,12 @@ pub(crate) fn poll_fill(
 /// classic. A server that hangs up on `mn` (twemproxy does) is classic: the connection is
 /// opened again, so no request is lost to the probe. The probe costs one round trip per
 /// connection; its answer is returned (`None` when none was asked).
-pub(crate) async fn connect(config: &Config, classic: bool) -> Result<(Socket, Option<bool>)> {
-    let mut stream = open_stream(config).await?;
+pub(crate) async fn connect(
+    config: &Config,
+    addr: &ServerAddr,
+    classic: bool,
+) -> Result<(Socket, Option<bool>)> {
+    let mut stream = open_stream(config, addr).await?;
     if config.protocol != Protocol::Auto || classic {
         return Ok((stream, None));
     }
@@ -104,9 +109,9 @@ pub(crate) async fn connect(config: &Config, classic: bool) -> Result<(Socket, O
         Socket::Tcp(tcp) => probe(tcp, config).await?,
         Socket::Unix(unix) => probe(unix, config).await?,
     };
-    tracing::debug!(server = %config.server, meta = ?answer, "protocol probe answered");
+    tracing::debug!(server = %addr, meta = ?answer, "protocol probe answered");
     if answer.is_none() {
-        stream = open_stream(config).await?;
+        stream = open_stream(config, addr).await?;
     }
     Ok((stream, Some(answer == Some(true))))
 }
@@ -139,9 +144,9 @@ async fn probe<S: AsyncRead + AsyncWrite + Unpin>(
     within_connect_timeout(config, exchange).await
 }
 
-async fn open_stream(config: &Config) -> Result<Socket> {
+async fn open_stream(config: &Config, addr: &ServerAddr) -> Result<Socket> {
     let connect = async {
-        match &config.server {
+        match addr {
             ServerAddr::Tcp { host, port } => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 tune_tcp(&stream, config)?;
