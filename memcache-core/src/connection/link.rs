@@ -486,15 +486,17 @@ impl Link {
         };
         let outstanding: usize = written.iter().map(|p| p.waiter.callers()).sum();
         let lost = !written.is_empty();
-        for entry in written {
-            entry.waiter.fail(error);
-        }
+        // The health first: a caller that sees the error then sees the server's new state
+        // (with failover, a server its failure made dead no longer has its keys).
         if connect_failed || lost {
             self.shared
                 .health
                 .failed(error, outstanding, Instant::now());
         } else {
             tracing::debug!(server = %self.shared.server, %error, "connection closed while idle");
+        }
+        for entry in written {
+            entry.waiter.fail(error);
         }
         for waker in wakers.into_iter().flatten() {
             waker.wake();
