@@ -19,7 +19,7 @@ use crate::address::ServerAddr;
 use crate::config::{Config, Distribution, ServerConfig};
 use crate::connection::{Connection, Retry, ServerState};
 use crate::error::{Error, IllegalInput, Result};
-use crate::ring::ketama::{Continuum, KetamaNode};
+use crate::ring::ketama::{key_hash, Continuum, KetamaNode};
 use crate::ring::rendezvous;
 
 /// The servers of a client (see the module docs).
@@ -29,6 +29,8 @@ pub(crate) struct Cluster {
     configs: Vec<ServerConfig>,
     ring: Ring,
     failover: bool,
+    /// The client's key prefix: ketama hashes it with the key, as a proxy does.
+    prefix: Vec<u8>,
 }
 
 /// Where keys go.
@@ -94,6 +96,7 @@ impl Cluster {
             configs: config.servers.clone(),
             ring,
             failover: config.failover,
+            prefix: config.keys.prefix().to_vec(),
         }
     }
 
@@ -128,6 +131,7 @@ impl Cluster {
                     .unwrap_or(0)
             }
             Ring::Ketama { nodes, all, live } => {
+                let hash = key_hash(&[&self.prefix, key]);
                 let located = if moving {
                     let mask: Vec<bool> = (0..self.servers.len()).map(dead).collect();
                     let continuum = {
@@ -143,12 +147,12 @@ impl Cluster {
                             }
                         }
                     };
-                    continuum.locate(key)
+                    continuum.locate(hash)
                 } else {
                     None
                 };
                 // every server is dead: the key's own server answers (ServerDown)
-                located.or_else(|| all.locate(key)).unwrap_or(0)
+                located.or_else(|| all.locate(hash)).unwrap_or(0)
             }
         }
     }

@@ -301,7 +301,10 @@ impl ClientBuilder {
     }
 
     /// A prefix put in front of every key on the wire (and counted in the 250-byte limit).
-    /// Results are keyed without it. Default: none.
+    /// Results are keyed without it. With several servers, [`Distribution::Rendezvous`]
+    /// places a key by the key without the prefix (as pymemcache's `key_prefix`), and
+    /// [`Distribution::Ketama`] by the whole key (as a proxy in front of the servers sees
+    /// it). Default: none.
     pub fn key_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
         self.key_prefix = prefix.as_ref().to_vec();
         self

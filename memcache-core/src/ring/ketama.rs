@@ -32,9 +32,14 @@ pub struct Continuum {
     points: Vec<(u32, u32)>,
 }
 
-/// The first four bytes of the MD5 of `data`, little-endian: a key's place on the ring.
-pub fn key_hash(data: &[u8]) -> u32 {
-    let digest = Md5::digest(data);
+/// The first four bytes of the MD5 of `parts` one after the other, little-endian: a key's
+/// place on the ring (the parts: the client's key prefix, then the key).
+pub fn key_hash(parts: &[&[u8]]) -> u32 {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(part);
+    }
+    let digest = md5.finalize();
     u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
@@ -71,9 +76,9 @@ impl Continuum {
         Continuum { points }
     }
 
-    /// The index of the server `key` goes to; `None` for an empty continuum.
-    pub fn locate(&self, key: &[u8]) -> Option<usize> {
-        let hash = key_hash(key);
+    /// The index of the server a key whose [`key_hash`] is `hash` goes to; `None` for an
+    /// empty continuum.
+    pub fn locate(&self, hash: u32) -> Option<usize> {
         let at = self.points.partition_point(|&(value, _)| value < hash);
         let (_, index) = self.points.get(at).or_else(|| self.points.first())?;
         Some(*index as usize)
@@ -103,9 +108,12 @@ mod tests {
     #[test]
     fn md5_key_hash() {
         // MD5("") = d41d8cd98f00b204e9800998ecf8427e
-        assert_eq!(key_hash(b""), 0xd98c_1dd4);
+        assert_eq!(key_hash(&[b""]), 0xd98c_1dd4);
         // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(key_hash(b"a"), 0xb975_c10c);
+        assert_eq!(key_hash(&[b"a"]), 0xb975_c10c);
+        // the parts are hashed as one string
+        assert_eq!(key_hash(&[b"app:", b"k"]), key_hash(&[b"app:k"]));
+        assert_eq!(key_hash(&[b"", b"a"]), key_hash(&[b"a"]));
     }
 
     #[test]
@@ -138,23 +146,23 @@ mod tests {
         let ring = Continuum::new(&nodes(&[("a", 1), ("b", 1)]), |_| false);
         for i in 0..1000 {
             let key = format!("key-{i}");
-            let hash = key_hash(key.as_bytes());
+            let hash = key_hash(&[key.as_bytes()]);
             let expected = ring
                 .points
                 .iter()
                 .find(|&&(value, _)| value >= hash)
                 .or(ring.points.first())
                 .map(|&(_, index)| index as usize);
-            assert_eq!(ring.locate(key.as_bytes()), expected, "{key}");
+            assert_eq!(ring.locate(hash), expected, "{key}");
         }
-        assert_eq!(Continuum::new(&[], |_| false).locate(b"k"), None);
+        assert_eq!(Continuum::new(&[], |_| false).locate(7), None);
         // out of the ring: its keys move, the others stay
         let three = nodes(&[("a", 1), ("b", 1), ("c", 1)]);
         let all = Continuum::new(&three, |_| false);
         let without_b = Continuum::new(&three, |i| i == 1);
         for i in 0..1000 {
             let key = format!("key-{i}");
-            let moved = without_b.locate(key.as_bytes()).unwrap();
+            let moved = without_b.locate(key_hash(&[key.as_bytes()])).unwrap();
             assert_ne!(moved, 1);
         }
         assert_eq!(without_b.len(), 320);
