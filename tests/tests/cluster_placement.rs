@@ -54,7 +54,9 @@ fn client_for(fixture: &Fixture) -> Client {
             None => builder.weighted_server(&server.addr, server.weight),
         };
     }
-    builder.build().expect("the fixture's servers make a client")
+    builder
+        .build()
+        .expect("the fixture's servers make a client")
 }
 
 /// `server_for` agrees with the library on every key.
@@ -62,7 +64,11 @@ fn agrees(name: &str) {
     let fixture = fixture(name);
     let keys = keys();
     assert_eq!(keys.len(), 10_000, "keys.txt");
-    assert_eq!(fixture.placement.len(), keys.len(), "{name}: one server per key");
+    assert_eq!(
+        fixture.placement.len(),
+        keys.len(),
+        "{name}: one server per key"
+    );
     let client = client_for(&fixture);
     let mut wrong = Vec::new();
     for (key, expected) in keys.iter().zip(fixture.placement.chars()) {
