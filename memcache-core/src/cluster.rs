@@ -168,24 +168,38 @@ impl Cluster {
         }
     }
 
-    /// The keys of a multi-key command (`count` of them) split by server: each server's
-    /// index, with the positions of its keys in the order given. One group with one
-    /// server.
-    pub(crate) fn group<'k>(
+    /// The items of a multi-key command split by server, in the order of their first
+    /// item: `key` gives an item's key, `part` what its server's request needs of it. One
+    /// group with one server.
+    pub(crate) fn split<'i, T, P>(
         &self,
-        keys: impl IntoIterator<Item = &'k [u8]>,
-        count: usize,
-    ) -> Vec<(usize, Vec<usize>)> {
+        items: &'i [T],
+        key: impl Fn(&T) -> &[u8],
+        part: impl Fn(&'i T) -> P,
+    ) -> Vec<Group<P>> {
         if let Ring::One = self.ring {
-            return vec![(0, (0..count).collect())];
+            return vec![Group {
+                server: 0,
+                members: (0..items.len()).collect(),
+                items: items.iter().map(part).collect(),
+            }];
         }
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (at, key) in keys.into_iter().enumerate() {
-            let server = self.index(key);
-            match groups.iter_mut().find(|(index, _)| *index == server) {
-                Some((_, members)) => members.push(at),
-                None => groups.push((server, vec![at])),
-            }
+        let mut groups: Vec<Group<P>> = Vec::new();
+        for (at, item) in items.iter().enumerate() {
+            let server = self.index(key(item));
+            let group = match groups.iter().position(|group| group.server == server) {
+                Some(found) => &mut groups[found],
+                None => {
+                    groups.push(Group {
+                        server,
+                        members: Vec::new(),
+                        items: Vec::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.members.push(at);
+            group.items.push(part(item));
         }
         groups
     }
@@ -243,6 +257,17 @@ fn ketama_name(server: &ServerConfig) -> Vec<u8> {
         ServerAddr::Tcp { host, port } => format!("{host}:{port}").into_bytes(),
         ServerAddr::Unix(path) => path.to_string_lossy().into_owned().into_bytes(),
     }
+}
+
+/// One server's part of a multi-key command (see [`Cluster::split`]).
+#[derive(Debug)]
+pub(crate) struct Group<P> {
+    /// The server's index.
+    pub(crate) server: usize,
+    /// The positions of its items in the command's list.
+    pub(crate) members: Vec<usize>,
+    /// Its items, as its request needs them.
+    pub(crate) items: Vec<P>,
 }
 
 /// One server of a client, as [`Client::servers`](crate::Client::servers) lists it.

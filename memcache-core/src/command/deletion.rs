@@ -112,16 +112,11 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
         }
         let groups = inner
             .cluster
-            .group(self.keys.iter().map(AsRef::as_ref), self.keys.len());
-        let group_keys: Vec<Vec<&[u8]>> = groups
-            .iter()
-            .map(|(_, members)| members.iter().map(|&at| self.keys[at].as_ref()).collect())
-            .collect();
+            .split(&self.keys, AsRef::as_ref, AsRef::as_ref);
         let connections = inner.cluster.connections();
         let calls = groups
             .iter()
-            .zip(&group_keys)
-            .map(|((server, _), keys)| self.delete_group(&connections[*server], keys))
+            .map(|group| self.delete_group(&connections[group.server], &group.items))
             .collect();
         join_all(calls).await.into_iter().collect()
     }

@@ -126,14 +126,12 @@ impl Inner {
         if keys.is_empty() {
             return Ok(fetched);
         }
-        let groups = self
-            .cluster
-            .group(keys.iter().map(AsRef::as_ref), keys.len());
+        let groups = self.cluster.split(keys, AsRef::as_ref, AsRef::as_ref);
         let connections = self.cluster.connections();
-        if let [(server, _)] = groups[..] {
-            // One server: the keys as given, no merging.
-            let connection = &connections[server];
-            match self.fetch_group(connection, keys, cas).await {
+        if let [group] = &groups[..] {
+            // One server (its members are every key, in order): nothing to merge.
+            let connection = &connections[group.server];
+            match self.fetch_group(connection, &group.items, cas).await {
                 Ok(found) => fetched.found = found,
                 Err(error) => {
                     fetched.found = keys.iter().map(|_| None).collect();
@@ -142,27 +140,23 @@ impl Inner {
             }
             return Ok(fetched);
         }
-        let group_keys: Vec<Vec<&[u8]>> = groups
-            .iter()
-            .map(|(_, members)| members.iter().map(|&at| keys[at].as_ref()).collect())
-            .collect();
         let calls = groups
             .iter()
-            .zip(&group_keys)
-            .map(|((server, _), keys)| self.fetch_group(&connections[*server], keys, cas))
+            .map(|group| self.fetch_group(&connections[group.server], &group.items, cas))
             .collect();
         let results = join_all(calls).await;
         fetched.found = keys.iter().map(|_| None).collect();
-        for ((server, members), result) in groups.into_iter().zip(results) {
+        for (group, result) in groups.into_iter().zip(results) {
             match result {
                 Ok(hits) => {
-                    for (at, hit) in members.into_iter().zip(hits) {
+                    for (at, hit) in group.members.into_iter().zip(hits) {
                         fetched.found[at] = hit;
                     }
                 }
-                Err(error) => fetched
-                    .errors
-                    .push((connections[server].addr().clone(), error)),
+                Err(error) => {
+                    let server = connections[group.server].addr().clone();
+                    fetched.errors.push((server, error));
+                }
             }
         }
         Ok(fetched)

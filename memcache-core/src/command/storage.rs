@@ -256,32 +256,24 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         if self.items.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.items.iter().map(|(key, _)| key.as_ref());
-        let groups = inner.cluster.group(keys, self.items.len());
-        let group_items: Vec<Vec<(&[u8], &[u8])>> = groups
-            .iter()
-            .map(|(_, members)| {
-                let item = |at: &usize| {
-                    let (key, value) = &self.items[*at];
-                    (key.as_ref(), value.as_ref())
-                };
-                members.iter().map(item).collect()
-            })
-            .collect();
+        let groups = inner.cluster.split(
+            &self.items,
+            |(key, _)| key.as_ref(),
+            |(key, value)| (key.as_ref(), value.as_ref()),
+        );
         let connections = inner.cluster.connections();
         let calls = groups
             .iter()
-            .zip(&group_items)
-            .map(|((server, _), items)| self.store_group(&connections[*server], items))
+            .map(|group| self.store_group(&connections[group.server], &group.items))
             .collect();
         let results = join_all(calls).await;
         let mut not_stored = Vec::new();
-        for ((_, members), result) in groups.iter().zip(results) {
+        for (group, result) in groups.iter().zip(results) {
             match result {
-                Ok(failed) => not_stored.extend(failed.into_iter().map(|at| members[at])),
+                Ok(failed) => not_stored.extend(failed.into_iter().map(|at| group.members[at])),
                 Err(error) if inner.config.ignore_exc => {
                     tracing::debug!(%error, "ignore_exc: the server's keys were not stored");
-                    not_stored.extend_from_slice(members);
+                    not_stored.extend_from_slice(&group.members);
                 }
                 Err(error) => return Err(error),
             }
