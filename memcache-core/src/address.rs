@@ -48,9 +48,10 @@ impl ServerAddr {
             }
             return Ok(ServerAddr::Unix(PathBuf::from(path)));
         }
-        let parse_port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| bad("the port is not a number from 0 to 65535"))
+        let parse_port = |p: &str| match p.parse::<u16>() {
+            // digits only: `str::parse` also takes a leading `+`
+            Ok(port) if p.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
+            _ => Err(bad("the port is not a number from 0 to 65535")),
         };
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (host, after) = rest
@@ -112,10 +113,16 @@ impl ServerSpec {
         };
         let (addr, weight) = match addr.rsplit_once(':') {
             Some((rest, weight)) if !is_path && colons == 2 => {
-                let weight = weight.parse::<u32>().map_err(|_| Error::Address {
-                    addr: text.to_owned(),
-                    reason: "the weight (after the port) is not a number".to_owned(),
-                })?;
+                let digits = weight.bytes().all(|b| b.is_ascii_digit());
+                let weight = match weight.parse::<u32>() {
+                    Ok(weight) if digits => weight,
+                    _ => {
+                        return Err(Error::Address {
+                            addr: text.to_owned(),
+                            reason: "the weight (after the port) is not a number".to_owned(),
+                        })
+                    }
+                };
                 (rest, Some(weight))
             }
             _ => (addr, None),
@@ -167,6 +174,7 @@ mod tests {
         );
         assert!(ServerSpec::parse("h:1:x").is_err());
         assert!(ServerSpec::parse("h:1:2:3").is_err());
+        assert!(ServerSpec::parse("h:1:+2").is_err());
     }
 
     #[test]
@@ -192,6 +200,8 @@ mod tests {
             "::1",
             "host:port",
             "host:99999",
+            "host:+1",
+            "host:-1",
             "[::1",
             "[::1]x",
             " :1",

@@ -153,6 +153,17 @@ pub enum IllegalInput {
     /// A non-key argument is not acceptable (for example a `get_many` with no keys).
     #[error("{0}")]
     Argument(String),
+    /// A configuration URL (see [`ClientBuilder::from_url`](crate::ClientBuilder::from_url))
+    /// does not parse: which part of it is wrong, and why.
+    #[error("url: {part}: {reason}")]
+    Url {
+        /// The part that is wrong, as the message names it: `scheme`, `authority`,
+        /// `server "host:port"` (as written), `path`, `query parameter "timeout"`,
+        /// `fragment`.
+        part: String,
+        /// What is wrong with it, quoting the text at fault.
+        reason: String,
+    },
 }
 
 /// The key rule a key broke: see [`IllegalInput::Key`].

@@ -277,6 +277,7 @@ mod error;
 mod key;
 mod protocol;
 mod ring;
+mod url;
 mod value;
 
 /// The sans-IO protocol module, for the micro-benchmarks only (feature `bench-internals`).
