@@ -111,8 +111,12 @@ impl ClientBuilder {
     /// Builds the client. No I/O happens here.
     ///
     /// # Errors
-    /// [`Error::Address`] when no server is set or its address does not parse;
-    /// [`Error::IllegalInput`] when the key prefix breaks the key rules.
+    /// [`Error::Address`] when a server's address does not parse; [`Error::IllegalInput`]
+    /// when a setting is out of its range: no server, a server listed twice, a weight of 0,
+    /// a bad or duplicate node name, a zero timeout or `dead_timeout`, a `max_value_size`
+    /// over 1 GiB, a keepalive outside 1 s..=32767 s, a backoff whose maximum is below its
+    /// start, credentials memcached's login cannot carry, or a key prefix that breaks the
+    /// key rules.
     pub fn build(self) -> Result<Client> {
         Ok(Client::from_config(self.into_config()?))
     }

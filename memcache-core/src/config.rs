@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::address::{ServerAddr, ServerSpec};
+use crate::credentials::Credentials;
 use crate::error::{Error, IllegalInput, Result};
 use crate::key::KeyRules;
 
@@ -91,6 +92,7 @@ pub(crate) struct Config {
     pub(crate) join_gets: bool,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) credentials: Option<Credentials>,
 }
 
 /// Builds a [`Client`](crate::Client). Every setting has a documented default; [`build`](Self::build) does
@@ -130,6 +132,7 @@ pub struct ClientBuilder {
     join_gets: bool,
     backoff_initial: Duration,
     backoff_max: Duration,
+    credentials: Option<Credentials>,
 }
 
 impl Default for ClientBuilder {
@@ -154,6 +157,7 @@ impl Default for ClientBuilder {
             join_gets: false,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            credentials: None,
         }
     }
 }
@@ -382,14 +386,28 @@ impl ClientBuilder {
         self
     }
 
+    /// The user name and password for memcached's ASCII authentication (`memcached -Y
+    /// authfile`), used on every new connection of every server. The connection first
+    /// asks `mn` (or `version`); only a server that answers `CLIENT_ERROR
+    /// unauthenticated` is sent the login (a `set` whose data is `"<user> <password>"`),
+    /// so a server without authentication never receives the password. A refused login
+    /// fails the connection with [`Error::Auth`] (see [`Error::is_auth_error`]); the calls
+    /// waiting for it fail without being sent, and the server is retried as after any
+    /// failed connect. The password never appears in `Debug`, logs or errors. Both must be
+    /// non-empty, without whitespace or control characters (memcached's login line cannot
+    /// carry them): [`build`](Self::build) refuses them otherwise. Default: none.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::new(user.into(), password.into()));
+        self
+    }
+
     /// The servers as configured: each address parsed, weights and names checked (no
     /// server, a duplicate, a weight of 0 or a duplicate name is refused).
     fn server_configs(&self) -> Result<Vec<ServerConfig>> {
         if self.servers.is_empty() {
-            return Err(Error::Address {
-                addr: String::new(),
-                reason: "no server set: call ClientBuilder::server or ::servers".to_owned(),
-            });
+            return Err(Error::IllegalInput(IllegalInput::Argument(
+                "no server set: call ClientBuilder::server or ::servers".to_owned(),
+            )));
         }
         let refuse = |what: String| Error::IllegalInput(IllegalInput::Argument(what));
         let mut servers: Vec<ServerConfig> = Vec::with_capacity(self.servers.len());
@@ -446,6 +464,15 @@ impl ClientBuilder {
                 ));
             }
         }
+        if self.dead_timeout.is_zero() {
+            return refuse(
+                "dead_timeout must be longer than zero (a dead server would be tried without a pause)"
+                    .into(),
+            );
+        }
+        if let Some(credentials) = &self.credentials {
+            credentials.check()?;
+        }
         if self.backoff_max < self.backoff_initial {
             return refuse(format!(
                 "reconnect_backoff: max {:?} is below initial {:?}",
@@ -471,6 +498,7 @@ impl ClientBuilder {
             join_gets: self.join_gets,
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
+            credentials: self.credentials,
         };
         Ok(config)
     }

@@ -98,6 +98,14 @@ pub enum Error {
         last: Box<Error>,
     },
 
+    /// memcached's ASCII authentication failed: the server refused the login of
+    /// [`credentials`](crate::ClientBuilder::credentials), or it requires a login and
+    /// none is set. The connection is closed, and the calls that waited for it fail
+    /// without being sent; the server is retried as after any failed connect. The message
+    /// names the user, never the password.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+
     /// A command spread over several servers (a multi-key command, or the results of a
     /// server-wide one taken together) failed on one of them: which server, and why. The
     /// predicates look at the error inside.
@@ -250,6 +258,11 @@ impl Error {
     /// connection attempts ([`Error::ServerDown`]).
     pub fn is_server_down(&self) -> bool {
         matches!(self.root(), Error::ServerDown { .. })
+    }
+
+    /// `true` when memcached's authentication failed ([`Error::Auth`]).
+    pub fn is_auth_error(&self) -> bool {
+        matches!(self.root(), Error::Auth(_))
     }
 
     /// `true` when the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).

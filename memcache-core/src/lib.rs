@@ -192,6 +192,31 @@
 //! it was out is orphaned when it returns: its keys go back to it, to whatever it still
 //! holds. [`Client::servers`] lists every server with its health ([`ServerState`]).
 //!
+//! # Authentication
+//!
+//! memcached 1.6 can require a login (`memcached -Y authfile`, lines `user:password`):
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), memcache_core::Error> {
+//! let client = memcache_core::Client::builder()
+//!     .server("cache.internal:11211")
+//!     .credentials("app", "s3cret") // or memcache://app:s3cret@cache.internal:11211
+//!     .build()?;
+//! # let _ = client;
+//! # Ok(()) }
+//! ```
+//!
+//! Every new connection (to every server) asks `mn` first; a server that answers
+//! `CLIENT_ERROR unauthenticated` is sent the login (a `set` whose data is
+//! `"user password"`, as memcached's ASCII authentication wants), then the probe again,
+//! before any request. A server that does not ask is never sent the password (it would
+//! store it as a value). A refused login, or a server that requires one from a client
+//! without credentials, fails the connection with [`Error::Auth`]
+//! ([`Error::is_auth_error`]): the calls waiting for it fail without being sent, and the
+//! server is retried as after any failed connect (backoff, or the dead-server rules of a
+//! cluster), so a wrong password causes no retry storm. The password appears in no
+//! `Debug`, log line or error. It works over both protocols.
+//!
 //! # Pipelining
 //!
 //! All clones of a `Client` share one connection per server, each served by a driver
@@ -260,6 +285,7 @@
 //! | `socket.timeout` | [`Error::Timeout`] |
 //! | `socket.error` | [`Error::Io`] |
 //! | (none: calls to a server in backoff, or dead) | [`Error::ServerDown`] |
+//! | (none: a refused login) | [`Error::Auth`] |
 //!
 //! [`Error::ValueTooLarge`] (a value over the client's limit) fails its call alone; the
 //! connection stays. With several servers an error from one of them is wrapped in
@@ -273,6 +299,7 @@ mod cluster;
 pub mod command;
 mod config;
 mod connection;
+mod credentials;
 mod error;
 mod key;
 mod protocol;

@@ -73,6 +73,8 @@ pub struct MemcachedBuilder {
     extra_args: Vec<OsString>,
     unix_socket: bool,
     ipv6: bool,
+    /// `user:password` lines of an authfile (`-Y`).
+    users: Vec<(String, String)>,
 }
 
 impl MemcachedBuilder {
@@ -122,6 +124,14 @@ impl MemcachedBuilder {
         self
     }
 
+    /// Requires memcached's ASCII authentication (`-Y authfile`), with an authfile (in the
+    /// server's temporary directory) that lets `user` log in with `password`. Call it again
+    /// for more users.
+    pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.users.push((user.into(), password.into()));
+        self
+    }
+
     /// Listens on a unix socket (`-s <path>`) in a private temporary directory instead of TCP.
     ///
     /// memcached turns TCP off when it listens on a unix socket: use
@@ -163,6 +173,16 @@ impl MemcachedBuilder {
                 let chunk_max = (1 << bytes.trailing_zeros()).min(DEFAULT_SLAB_CHUNK_MAX);
                 common_args.extend(["-o".into(), format!("slab_chunk_max={chunk_max}").into()]);
             }
+        }
+        if !self.users.is_empty() {
+            let authfile = dir.path().join("authfile");
+            let lines: String = self
+                .users
+                .iter()
+                .map(|(user, password)| format!("{user}:{password}\n"))
+                .collect();
+            fs::write(&authfile, lines).expect("writing the memcached authfile");
+            common_args.extend(["-Y".into(), authfile.into_os_string()]);
         }
         common_args.extend(self.extra_args);
 
@@ -501,7 +521,8 @@ fn unix_answers(path: &Path) -> bool {
     }
 }
 
-/// Sends `version` and checks for a `VERSION ...` line within one second.
+/// Sends `version` and checks for a `VERSION ...` line within one second (or, from a server
+/// that requires a login, `CLIENT_ERROR unauthenticated`).
 fn answers_version<S: Read + Write + SetReadTimeout>(mut stream: S) -> bool {
     if stream.set_timeout(Duration::from_secs(1)).is_err()
         || stream.write_all(b"version\r\n").is_err()
@@ -517,7 +538,7 @@ fn answers_version<S: Read + Write + SetReadTimeout>(mut stream: S) -> bool {
             Ok(n) => reply.extend_from_slice(&chunk[..n]),
         }
     }
-    reply.starts_with(b"VERSION ")
+    reply.starts_with(b"VERSION ") || reply == b"CLIENT_ERROR unauthenticated\r\n"
 }
 
 /// Read timeouts for both stream kinds.

@@ -6,6 +6,7 @@
 //!   their own replies; whoever reads hands each reply to its caller.
 //! - [`driver`]: the task that writes, reads, enforces deadlines and closes a stalled
 //!   connection.
+//! - [`handshake`]: the protocol probe and the login on a new connection.
 //! - [`health`]: backoff after failures, so that a server that is down is not hammered.
 //! - [`reply`]: the future a caller awaits; [`call`]: a request and its reply within the
 //!   caller's deadline.
@@ -23,6 +24,7 @@
 mod call;
 mod clock;
 mod driver;
+mod handshake;
 mod health;
 mod link;
 mod pending;

@@ -8,12 +8,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
 use crate::address::ServerAddr;
 use crate::config::{Config, Protocol};
 use crate::error::{Error, Result, TimeoutKind};
+
+use super::handshake::{handshake, Outcome};
 
 /// Smallest free room in the read buffer before reading.
 const READ_ROOM: usize = 8 * 1024;
@@ -91,57 +92,41 @@ pub(crate) fn poll_fill(
     }
 }
 
-/// Opens a stream and, under [`Protocol::Auto`] (unless `classic`: the server is known to
-/// be classic), asks `mn` before anything else is written: `MN` means meta, `ERROR`
-/// classic. A server that hangs up on `mn` (twemproxy does) is classic: the connection is
-/// opened again, so no request is lost to the probe. The probe costs one round trip per
-/// connection; its answer is returned (`None` when none was asked).
+/// Opens a stream and runs its [handshake](super::handshake): under [`Protocol::Auto`]
+/// (unless `classic`: the server is known to be classic) it asks `mn` before anything
+/// else is written (`MN` means meta, `ERROR` classic), and it logs in when the server
+/// asks for it. A server that hangs up on `mn` (twemproxy does) is classic: the
+/// connection is opened again, so no request is lost to the probe. The probe costs one
+/// round trip per connection; its answer is returned (`None` when none was asked).
 pub(crate) async fn connect(
     config: &Config,
     addr: &ServerAddr,
     classic: bool,
 ) -> Result<(Socket, Option<bool>)> {
     let mut stream = open_stream(config, addr).await?;
-    if config.protocol != Protocol::Auto || classic {
+    let probe = config.protocol == Protocol::Auto && !classic;
+    let credentials = config.credentials.as_ref();
+    if !probe && credentials.is_none() {
         return Ok((stream, None));
     }
-    let answer = match &mut stream {
-        Socket::Tcp(tcp) => probe(tcp, config).await?,
-        Socket::Unix(unix) => probe(unix, config).await?,
-    };
-    tracing::debug!(server = %addr, meta = ?answer, "protocol probe answered");
-    if answer.is_none() {
-        stream = open_stream(config, addr).await?;
-    }
-    Ok((stream, Some(answer == Some(true))))
-}
-
-/// Sends `mn` and reads one line: `Some(true)` for `MN`, `Some(false)` for anything else
-/// (`ERROR`), `None` when the server closed the connection.
-async fn probe<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    config: &Config,
-) -> Result<Option<bool>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        stream.write_all(b"mn\r\n").await?;
-        let mut line = [0u8; 64];
-        let mut len = 0;
-        loop {
-            let n = stream.read(&mut line[len..]).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            len += n;
-            if let Some(end) = memchr::memchr(b'\n', &line[..len]) {
-                return Ok(Some(&line[..=end] == b"MN\r\n"));
-            }
-            if len == line.len() {
-                return Ok(Some(false));
-            }
+    let outcome = match &mut stream {
+        Socket::Tcp(tcp) => {
+            within_connect_timeout(config, handshake(tcp, probe, credentials)).await
+        }
+        Socket::Unix(unix) => {
+            within_connect_timeout(config, handshake(unix, probe, credentials)).await
         }
     };
-    within_connect_timeout(config, exchange).await
+    match outcome? {
+        Outcome::Ready(answer) => {
+            tracing::debug!(server = %addr, meta = ?answer, "connection ready");
+            Ok((stream, answer))
+        }
+        Outcome::HungUp => {
+            tracing::debug!(server = %addr, "the server hung up on the probe: classic");
+            Ok((open_stream(config, addr).await?, Some(false)))
+        }
+    }
 }
 
 async fn open_stream(config: &Config, addr: &ServerAddr) -> Result<Socket> {

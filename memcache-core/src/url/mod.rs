@@ -97,7 +97,8 @@ impl ClientBuilder {
     /// ```text
     /// url         = scheme "://" authority [ path ] [ "?" query ]
     /// scheme      = "memcache"                         ; in any case
-    /// authority   = server *( "," server )             ; empty only before a socket path
+    /// authority   = [ user ":" password "@" ] servers  ; credentials, percent-encoded
+    /// servers     = server *( "," server )             ; empty only before a socket path
     /// server      = host [ ":" port [ ":" weight ] ]
     ///             / "[" ipv6 "]" [ ":" port [ ":" weight ] ]
     ///             / "%2F" socket-path [ ":" weight ]   ; a unix socket, percent-encoded
@@ -127,8 +128,10 @@ impl ClientBuilder {
     ///   except `key_prefix`, which may be any bytes. Keywords and booleans are read in any
     ///   case; parameter names and duration units are exact.
     /// - **Nowhere** may the URL hold whitespace or control characters (percent-encode
-    ///   them), user information (`user@`), a fragment (`#..`), a parameter twice, or an
-    ///   unknown parameter.
+    ///   them), a fragment (`#..`), a parameter twice, or an unknown parameter.
+    /// - **Credentials** for memcached's authentication
+    ///   ([`credentials`](Self::credentials)) go before the servers, percent-encoded:
+    ///   `memcache://alice:s3cret@cache-a,cache-b/`.
     ///
     /// # Parameters
     ///
@@ -196,6 +199,10 @@ impl ClientBuilder {
         }
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (credentials, authority) = match authority.rsplit_once('@') {
+            Some((info, servers)) => (Some(user_info(info)?), servers),
+            None => (None, authority),
+        };
         let servers = servers(authority, path)?;
         check_raw("query", query)?;
 
@@ -222,8 +229,36 @@ impl ClientBuilder {
             builder = apply(builder, name, value, &mut names)
                 .map_err(|reason| refuse(parameter(name), reason))?;
         }
-        add_servers(builder, servers, names)
+        let builder = add_servers(builder, servers, names)?;
+        Ok(match credentials {
+            Some((user, password)) => builder.credentials(user, password),
+            None => builder,
+        })
     }
+}
+
+/// The user name and password of `user:password@`, percent-decoded. Errors never show
+/// what was written there.
+fn user_info(info: &str) -> Result<(String, String)> {
+    let part = "user information";
+    if info.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse(
+            part,
+            "has whitespace or control characters: percent-encode them",
+        ));
+    }
+    let Some((user, password)) = info.split_once(':') else {
+        return Err(refuse(part, "needs a password: write user:password@"));
+    };
+    let decode = |text: &str, what: &str| {
+        value::text(text).map_err(|_| {
+            refuse(
+                part,
+                format!("the {what} is not valid percent-encoded UTF-8"),
+            )
+        })
+    };
+    Ok((decode(user, "user name")?, decode(password, "password")?))
 }
 
 impl FromStr for ClientBuilder {
@@ -276,12 +311,6 @@ fn check_raw(part: &str, raw: &str) -> Result<()> {
 fn servers(authority: &str, path: &str) -> Result<Vec<Server>> {
     check_raw("authority", authority)?;
     check_raw("path", path)?;
-    if authority.contains('@') {
-        return Err(refuse(
-            "authority",
-            "user information (user@host) is not supported",
-        ));
-    }
     if authority.is_empty() {
         if path.len() <= 1 {
             return Err(refuse(

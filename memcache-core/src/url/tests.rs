@@ -248,7 +248,7 @@ fn every_error_names_its_part() {
         ("memcache:h", "scheme", "followed by //"),
         ("memcache://h#top", "fragment", "\"#top\""),
         ("memcache://h/?timeout=1s#x", "fragment", "no fragment"),
-        ("memcache://user@h", "authority", "user information"),
+        ("memcache://user@h", "user information", "needs a password"),
         ("memcache://", "authority", "no server"),
         ("memcache:///", "authority", "no server"),
         ("memcache:///?timeout=1s", "authority", "no server"),
@@ -662,4 +662,34 @@ fn no_input_panics() {
         }
         try_everything(&format!("memcache://h?{}", String::from_utf8_lossy(&bytes)));
     }
+}
+
+#[test]
+fn credentials_go_before_the_servers() {
+    use crate::credentials::Credentials;
+    let got = config("memcache://alice:s3%3Acret@h1:11211,h2/?timeout=1s");
+    let expected = Credentials::new("alice".into(), "s3:cret".into());
+    assert_eq!(got.credentials, Some(expected));
+    assert_eq!(got.servers.len(), 2);
+    for (url, says) in [
+        ("memcache://alice@h", "needs a password"),
+        ("memcache://alice:pw%FF@h", "password is not valid"),
+    ] {
+        let error = ClientBuilder::from_url(url).unwrap_err().to_string();
+        assert!(
+            error.contains(says) && !error.contains("pw"),
+            "{url}: {error}"
+        );
+    }
+    // Parses, but build() refuses what memcached's login line cannot carry.
+    let error = config_error("memcache://alice:two%20words@h");
+    assert!(
+        !error.contains("two") && error.contains("password"),
+        "{error}"
+    );
+}
+
+fn config_error(url: &str) -> String {
+    let builder = ClientBuilder::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    builder.into_config().unwrap_err().to_string()
 }
