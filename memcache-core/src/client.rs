@@ -93,7 +93,9 @@ impl Client {
     pub fn server_for<K: AsRef<[u8]>>(&self, key: K) -> Result<ServerAddr> {
         let key = key.as_ref();
         self.inner.config.keys.check(key)?;
-        Ok(self.inner.cluster.route(key).addr().clone())
+        let cluster = &self.inner.cluster;
+        let index = cluster.placement(false).index(key);
+        Ok(cluster.connections()[index].addr().clone())
     }
 
     /// The servers, in the order configured, with their weights, node names and health.

@@ -105,56 +105,57 @@ impl Cluster {
         &self.servers
     }
 
-    /// The connection of `key`'s server (`key` without the client's prefix).
+    /// `true` for a client of several servers.
+    pub(crate) fn several(&self) -> bool {
+        !matches!(self.ring, Ring::One)
+    }
+
+    /// The connection of `key`'s server (`key` without the client's prefix), for a
+    /// command about to be sent.
     #[inline]
     pub(crate) fn route(&self, key: &[u8]) -> &Connection {
         match self.ring {
             Ring::One => &self.servers[0],
-            _ => &self.servers[self.index(key)],
+            _ => &self.servers[self.placement(true).index(key)],
         }
     }
 
-    /// The index of `key`'s server.
-    pub(crate) fn index(&self, key: &[u8]) -> usize {
-        let dead = |i: usize| self.servers[i].health().is_dead();
-        let moving = self.failover && (0..self.servers.len()).any(dead);
-        if moving {
+    /// Where keys go now, taken once for a command (or a [`Client::server_for`]
+    /// question, `sending` false: nothing is probed then, no task spawned).
+    ///
+    /// [`Client::server_for`]: crate::Client::server_for
+    pub(crate) fn placement(&self, sending: bool) -> Placement<'_> {
+        let out = if self.failover {
+            let dead: Vec<bool> = self.servers.iter().map(|s| s.health().is_dead()).collect();
+            dead.iter().any(|&dead| dead).then_some(dead)
+        } else {
+            None
+        };
+        let Some(dead) = out else {
+            return Placement {
+                cluster: self,
+                out: Out::None,
+            };
+        };
+        if sending {
             self.probe_the_dead();
         }
-        match &self.ring {
-            Ring::One => 0,
-            Ring::Rendezvous(nodes) => {
-                let skip = |i| moving && dead(i);
-                rendezvous::locate(nodes, key, skip)
-                    // every server is dead: the key's own server answers (ServerDown)
-                    .or_else(|| rendezvous::locate(nodes, key, |_| false))
-                    .unwrap_or(0)
-            }
-            Ring::Ketama { nodes, all, live } => {
-                let hash = key_hash(&[&self.prefix, key]);
-                let located = if moving {
-                    let mask: Vec<bool> = (0..self.servers.len()).map(dead).collect();
-                    let continuum = {
-                        let mut cached = lock(live);
-                        match &*cached {
-                            Some((built_for, continuum)) if *built_for == mask => {
-                                Arc::clone(continuum)
-                            }
-                            _ => {
-                                let continuum = Arc::new(Continuum::new(nodes, |i| mask[i]));
-                                *cached = Some((mask, Arc::clone(&continuum)));
-                                continuum
-                            }
-                        }
-                    };
-                    continuum.locate(hash)
-                } else {
-                    None
+        let out = match &self.ring {
+            Ring::Ketama { nodes, live, .. } => {
+                let mut cached = lock(live);
+                let continuum = match &*cached {
+                    Some((built_for, continuum)) if *built_for == dead => Arc::clone(continuum),
+                    _ => {
+                        let continuum = Arc::new(Continuum::new(nodes, |i| dead[i]));
+                        *cached = Some((dead, Arc::clone(&continuum)));
+                        continuum
+                    }
                 };
-                // every server is dead: the key's own server answers (ServerDown)
-                located.or_else(|| all.locate(hash)).unwrap_or(0)
+                Out::Ketama(continuum)
             }
-        }
+            _ => Out::Rendezvous(dead),
+        };
+        Placement { cluster: self, out }
     }
 
     /// Under failover, dead servers whose `dead_timeout` has passed are probed (each by
@@ -184,9 +185,10 @@ impl Cluster {
                 items: items.iter().map(part).collect(),
             }];
         }
+        let placement = self.placement(true);
         let mut groups: Vec<Group<P>> = Vec::new();
         for (at, item) in items.iter().enumerate() {
-            let server = self.index(key(item));
+            let server = placement.index(key(item));
             let group = match groups.iter().position(|group| group.server == server) {
                 Some(found) => &mut groups[found],
                 None => {
@@ -259,6 +261,48 @@ fn ketama_name(server: &ServerConfig) -> Vec<u8> {
     }
 }
 
+/// Where keys go, for one command (see [`Cluster::placement`]).
+pub(crate) struct Placement<'c> {
+    cluster: &'c Cluster,
+    out: Out,
+}
+
+/// The servers out of the ring under failover, when some are.
+enum Out {
+    /// None: every key goes where the ring says.
+    None,
+    /// Which servers are out.
+    Rendezvous(Vec<bool>),
+    /// The continuum of the servers left.
+    Ketama(Arc<Continuum>),
+}
+
+impl Placement<'_> {
+    /// The index of `key`'s server (`key` without the client's prefix).
+    pub(crate) fn index(&self, key: &[u8]) -> usize {
+        let cluster = self.cluster;
+        match (&cluster.ring, &self.out) {
+            (Ring::One, _) => 0,
+            (Ring::Rendezvous(nodes), Out::Rendezvous(dead)) => {
+                rendezvous::locate(nodes, key, |i| dead[i])
+                    // every server is dead: the key's own server answers (ServerDown)
+                    .or_else(|| rendezvous::locate(nodes, key, |_| false))
+                    .unwrap_or(0)
+            }
+            (Ring::Rendezvous(nodes), _) => rendezvous::locate(nodes, key, |_| false).unwrap_or(0),
+            (Ring::Ketama { all, .. }, out) => {
+                let hash = key_hash(&[&cluster.prefix, key]);
+                let live = match out {
+                    Out::Ketama(live) => live.locate(hash),
+                    _ => None,
+                };
+                // every server is dead: the key's own server answers (ServerDown)
+                live.or_else(|| all.locate(hash)).unwrap_or(0)
+            }
+        }
+    }
+}
+
 /// One server's part of a multi-key command (see [`Cluster::split`]).
 #[derive(Debug)]
 pub(crate) struct Group<P> {
@@ -312,13 +356,16 @@ impl<T> PerServer<T> {
 
     /// Each server with its result.
     pub fn iter(&self) -> impl Iterator<Item = (&ServerAddr, &Result<T>)> {
-        self.entries.iter().map(|(server, result)| (server, result))
+        self.into_iter()
     }
 
-    /// The result of `server`, if it is one of the client's.
-    pub fn get(&self, server: &ServerAddr) -> Option<&Result<T>> {
+    /// The result of `server` (written as for
+    /// [`ClientBuilder::server`](crate::ClientBuilder::server): `"10.0.0.1"` is
+    /// `10.0.0.1:11211`), if it is one of the client's.
+    pub fn get(&self, server: &str) -> Option<&Result<T>> {
+        let server = ServerAddr::parse(server).ok()?;
         self.iter()
-            .find(|(addr, _)| *addr == server)
+            .find(|(addr, _)| **addr == server)
             .map(|(_, result)| result)
     }
 
@@ -363,9 +410,12 @@ impl<T> IntoIterator for PerServer<T> {
 
 impl<'a, T> IntoIterator for &'a PerServer<T> {
     type Item = (&'a ServerAddr, &'a Result<T>);
-    type IntoIter = Box<dyn Iterator<Item = Self::Item> + 'a>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (ServerAddr, Result<T>)>,
+        fn(&'a (ServerAddr, Result<T>)) -> (&'a ServerAddr, &'a Result<T>),
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.entries.iter().map(|(server, result)| (server, result))
     }
 }

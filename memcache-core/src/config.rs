@@ -239,7 +239,9 @@ impl ClientBuilder {
     /// dead (the first retry comes at once, the others
     /// [`retry_timeout`](Self::retry_timeout) apart; calls meanwhile fail at once with
     /// [`Error::ServerDown`]). A dead server is left alone for
-    /// [`dead_timeout`](Self::dead_timeout), then probed, and rejoins when it answers.
+    /// [`dead_timeout`](Self::dead_timeout), then tried again (under
+    /// [`failover`](Self::failover) by a probe of its own; without it by the next call of
+    /// one of its keys), and rejoins when it answers.
     /// Default: 2 ([`DEFAULT_RETRY_ATTEMPTS`]), as pymemcache's `HashClient`; 0 makes a
     /// server dead at its first failure. (A client of one server backs off instead: see
     /// [`reconnect_backoff`](Self::reconnect_backoff).)
@@ -255,7 +257,9 @@ impl ClientBuilder {
         self
     }
 
-    /// With several servers: how long a dead server is left alone before it is probed.
+    /// With several servers: how long a dead server is left alone before it is tried
+    /// again (see [`retry_attempts`](Self::retry_attempts)). Zero is refused by
+    /// [`build`](Self::build): the server would be tried without a pause.
     /// Default: 60 s ([`DEFAULT_DEAD_TIMEOUT`]).
     pub fn dead_timeout(mut self, pause: Duration) -> Self {
         self.dead_timeout = pause;

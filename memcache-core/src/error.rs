@@ -106,9 +106,10 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     Auth(String),
 
-    /// A command spread over several servers (a multi-key command, or the results of a
-    /// server-wide one taken together) failed on one of them: which server, and why. The
-    /// predicates look at the error inside.
+    /// With several servers: a command failed on one of them (any command: a single-key
+    /// one on its key's server, a multi-key one on one of the servers it spans, a
+    /// server-wide one taken together with [`PerServer::all`](crate::PerServer::all)):
+    /// which server, and why. The predicates look at the error inside.
     #[error("server {server}: {error}")]
     AtServer {
         /// The server's address.
@@ -211,7 +212,8 @@ impl Error {
     /// `error` as it happened on `server` ([`Error::AtServer`]).
     pub(crate) fn at_server(server: &crate::ServerAddr, error: Error) -> Error {
         match error {
-            at @ Error::AtServer { .. } => at,
+            // these name their server already
+            named @ (Error::AtServer { .. } | Error::ServerDown { .. }) => named,
             error => Error::AtServer {
                 server: server.to_string(),
                 error: Box::new(error),

@@ -179,16 +179,23 @@
 //! server's keys as not stored, as pymemcache's `HashClient` does.
 //!
 //! **Dead servers.** Each server keeps its own health (pymemcache's settings and
-//! defaults): every transport failure and timeout counts; the first is retried at once,
+//! defaults): every failed connect (refused, reset, timed out, a failed login) and every
+//! connection lost or closed for silence (nothing read for the `timeout` while requests
+//! were outstanding) counts, where pymemcache counts only some; a call that times out on
+//! a connection still answering others does not. The first failure is retried at once,
 //! the next ones [`retry_timeout`](ClientBuilder::retry_timeout) (1 s) apart, calls
 //! failing meanwhile with [`Error::ServerDown`] (misses with `ignore_exc`: never a silent
 //! default without it); once [`retry_attempts`](ClientBuilder::retry_attempts) (2)
 //! retries have failed, the server is *dead* for [`dead_timeout`](ClientBuilder::dead_timeout)
 //! (60 s). A dead server's keys fail at once, or, with
 //! [`failover`](ClientBuilder::failover), it leaves the ring and its keys move to the other
-//! servers (the others' keys stay where they are). After `dead_timeout` it is tried again
-//! (under failover by a probe of its own, so that no caller's request is the one to find
-//! it still down) and it rejoins when it answers. Data written to the other servers while
+//! servers (under rendezvous, and under ketama with equal weights, the others' keys stay
+//! where they are; under ketama with unequal weights the servers left share the ring by
+//! their weights, as libmemcached recomputes it, and some of their keys move too). After
+//! `dead_timeout` it is tried again, and rejoins when it answers: under failover by a
+//! probe of its own (so that no caller's request is the one to find it still down),
+//! without failover by the next call of one of its keys (which fails if it is still
+//! down). Data written to the other servers while
 //! it was out is orphaned when it returns: its keys go back to it, to whatever it still
 //! holds. [`Client::servers`] lists every server with its health ([`ServerState`]).
 //!

@@ -302,7 +302,11 @@ async fn with_failover_a_dead_servers_keys_move_and_come_back() {
         eventually(
             "the dead server is probed and rejoins",
             Duration::from_secs(5),
-            || async { (client.server_for(&victim).unwrap().to_string() == dead).then_some(()) },
+            // Traffic after dead_timeout sends the probe (server_for only looks).
+            || async {
+                let _ = client.get(&victim).await;
+                (client.server_for(&victim).unwrap().to_string() == dead).then_some(())
+            },
         )
         .await;
         assert_eq!(state(&client, &dead), ServerState::Up);

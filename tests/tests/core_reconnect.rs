@@ -257,3 +257,42 @@ async fn no_reply_is_left_unread() {
         assert!(worst < timeout / 3, "a call took {worst:?}");
     }
 }
+
+/// A client outlives the runtime its connection's task ran on: a connection whose task
+/// was dropped with that runtime while it connected is closed, and the next runtime's
+/// calls open a new one (they do not wait for a task that is gone).
+#[test]
+fn a_client_outlives_the_runtime_its_connection_ran_on() {
+    let server = Memcached::start();
+    let client = Client::builder()
+        .server(server.addr())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // Paused, the server accepts and answers nothing: the connection's task waits for
+    // the protocol probe's answer when its runtime goes.
+    server.pause();
+    let first = runtime();
+    first.block_on(async {
+        let waited = tokio::time::timeout(Duration::from_millis(50), client.get("k")).await;
+        assert!(waited.is_err(), "still connecting");
+    });
+    drop(first);
+    server.resume();
+    let started = Instant::now();
+    runtime().block_on(async {
+        client.set("k", "2").noreply(false).await.unwrap();
+        assert_eq!(client.get("k").await.unwrap().unwrap().data, "2");
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

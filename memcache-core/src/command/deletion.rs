@@ -114,6 +114,11 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             .cluster
             .split(&self.keys, AsRef::as_ref, AsRef::as_ref);
         let connections = inner.cluster.connections();
+        if let [group] = &groups[..] {
+            return self
+                .delete_group(&connections[group.server], &group.items)
+                .await;
+        }
         let calls = groups
             .iter()
             .map(|group| self.delete_group(&connections[group.server], &group.items))

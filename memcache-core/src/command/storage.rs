@@ -10,6 +10,7 @@ use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
 use super::{batch_size, many, store_status, Plan};
 use crate::client::{mismatched, Client, Inner};
+use crate::cluster::Group;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::protocol::request::{self, StoreCommand};
@@ -262,6 +263,38 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             |(key, value)| (key.as_ref(), value.as_ref()),
         );
         let connections = inner.cluster.connections();
+        let not_stored = if let [group] = &groups[..] {
+            // One server (its members are every item, in order): nothing to merge.
+            match self
+                .store_group(&connections[group.server], &group.items)
+                .await
+            {
+                Ok(failed) => failed,
+                Err(error) if inner.config.ignore_exc && inner.cluster.several() => {
+                    tracing::debug!(%error, "ignore_exc: the server's keys were not stored");
+                    group.members.clone()
+                }
+                Err(error) => return Err(error),
+            }
+        } else {
+            self.store_groups(&groups).await?
+        };
+        drop(groups);
+        let mut next = not_stored.into_iter().peekable();
+        let mut failed = Vec::new();
+        for (at, (key, _)) in self.items.into_iter().enumerate() {
+            if next.next_if_eq(&at).is_some() {
+                failed.push(key);
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The groups of several servers stored together: the positions not stored, in
+    /// order.
+    async fn store_groups(&self, groups: &[Group<(&[u8], &[u8])>]) -> Result<Vec<usize>> {
+        let inner = &self.client.inner;
+        let connections = inner.cluster.connections();
         let calls = groups
             .iter()
             .map(|group| self.store_group(&connections[group.server], &group.items))
@@ -271,6 +304,8 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         for (group, result) in groups.iter().zip(results) {
             match result {
                 Ok(failed) => not_stored.extend(failed.into_iter().map(|at| group.members[at])),
+                // As pymemcache's HashClient: with several servers, ignore_exc reports a
+                // failed server's keys as not stored.
                 Err(error) if inner.config.ignore_exc => {
                     tracing::debug!(%error, "ignore_exc: the server's keys were not stored");
                     not_stored.extend_from_slice(&group.members);
@@ -279,14 +314,7 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             }
         }
         not_stored.sort_unstable();
-        let mut next = not_stored.into_iter().peekable();
-        let mut failed = Vec::new();
-        for (at, (key, _)) in self.items.into_iter().enumerate() {
-            if next.next_if_eq(&at).is_some() {
-                failed.push(key);
-            }
-        }
-        Ok(failed)
+        Ok(not_stored)
     }
 
     /// One server's part: its `items` in one write; the positions of those not stored.
@@ -428,8 +456,10 @@ impl Client {
     ///
     /// # Errors
     /// As [`set`](Self::set); the first server error among the replies (naming the server,
-    /// with several). With [`ignore_exc`](crate::ClientBuilder::ignore_exc) a failed
-    /// server's keys are returned as not stored instead, as pymemcache's `HashClient` does.
+    /// with several). With several servers and
+    /// [`ignore_exc`](crate::ClientBuilder::ignore_exc), a server that fails has its keys
+    /// returned as not stored instead (noreply included), as pymemcache's `HashClient`
+    /// does; the others' keys are stored.
     pub fn set_many<K, V, I>(&self, items: I) -> SetMany<'_, K, V>
     where
         I: IntoIterator<Item = (K, V)>,

@@ -133,13 +133,27 @@ impl Connection {
     /// Probes a dead server (its `dead_timeout` has passed): a `version` in a task of its
     /// own, so that no caller's request is the one to find the server still down. Its
     /// answer brings the server back (the health hears of it as of any reply).
+    ///
+    /// Outside a tokio runtime nothing is spawned (the probe is due again later).
     pub(crate) fn probe(&self) {
-        let connection = self.clone();
-        tokio::spawn(async move {
+        /// Ends the probe however its task ends (answered, failed, dropped with its
+        /// runtime, or panicked): a probe left marked as running would keep the server
+        /// out of the ring for good.
+        struct Probing(Connection);
+        impl Drop for Probing {
+            fn drop(&mut self) {
+                self.0.health().probe_done();
+            }
+        }
+        let probing = Probing(self.clone());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // `probing` ends the probe here
+        };
+        runtime.spawn(async move {
+            let connection = &probing.0;
             let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
             let answer = connection.request(Expect::one(Kind::Version), encode).await;
             tracing::debug!(server = %connection.addr(), ok = answer.is_ok(), "probed a dead server");
-            connection.health().probe_done();
         });
     }
 

@@ -178,6 +178,10 @@ impl Connection {
                 Ok(handed) => return sent(link, handed),
             }
         }
+        if self.slot.shared.gone.load(Ordering::Relaxed) {
+            // The client has gone (a probe may outlive it): no new connection.
+            return Sent::Down(Error::UnexpectedClose);
+        }
         if let Err(down) = self.slot.shared.health.admit(Instant::now()) {
             return Sent::Down(down);
         }
@@ -248,6 +252,25 @@ impl Connection {
     }
 }
 
+/// A link's driver task. Should the task be dropped before it ends (its runtime shut
+/// down, with the client still in use elsewhere), the link is closed: its callers fail
+/// instead of waiting for a task that is gone, and the next request opens a new link.
+struct Driving {
+    link: Arc<Link>,
+    ended: bool,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        if !self.ended {
+            let gone = std::io::Error::other(
+                "the task driving the connection was dropped (its tokio runtime shut down)",
+            );
+            self.link.fail(&Error::from(gone));
+        }
+    }
+}
+
 /// The caller's view of how a link took a request.
 #[inline]
 fn sent<E>(link: &Arc<Link>, handed: Handed<E>) -> Sent<E> {
@@ -268,10 +291,14 @@ impl Slot {
     /// Starts the driver of a new link (which connects) and makes it the current one.
     fn start(self: &Arc<Self>, current: &mut Option<Arc<Link>>, link: Arc<Link>) {
         let slot = Arc::clone(self);
-        let driven = Arc::clone(&link);
+        let mut driving = Driving {
+            link: Arc::clone(&link),
+            ended: false,
+        };
         tokio::spawn(async move {
-            driver::run(Arc::clone(&driven)).await;
-            slot.closed(&driven);
+            driver::run(Arc::clone(&driving.link)).await;
+            driving.ended = true;
+            slot.closed(&driving.link);
         });
         *current = Some(link);
     }
