@@ -31,6 +31,18 @@
 //! Each command is a builder: set per-call options (`.ttl()`, `.flags()`, `.noreply()`),
 //! then `.await` it. Nothing is checked or sent before the `.await`.
 //!
+//! A client can also be configured from a URL, every builder setting a query parameter
+//! named after its method (see [`ClientBuilder::from_url`]):
+//!
+//! ```
+//! let client = "memcache://10.0.0.1:11211,10.0.0.2:11211/?timeout=200ms&distribution=ketama"
+//!     .parse::<memcache_core::ClientBuilder>()?
+//!     .key_prefix("app:") // still a builder
+//!     .build()?;
+//! # let _ = client;
+//! # Ok::<(), memcache_core::Error>(())
+//! ```
+//!
 //! # Behavior
 //!
 //! **Outcomes are values, failures are errors.** A miss is `Ok(None)`; `NOT_STORED` is
