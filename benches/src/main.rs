@@ -82,6 +82,7 @@ usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6,W7,W8] [--rounds
                         [--runtime multi|current] [--protocol auto|classic|meta] [--join-gets]
        memcache-benches --callgrind W1 --client ours|raw|raw-mg|raw-tokio|memcache|async-memcached
                         [--n N]
+       memcache-benches --callgrind W7 --client ours|ours-ketama|raw [--n N]
 
   --quick       1 round of 150 ms per client: a smoke test of a few seconds
   --only        run only these workloads (W2 covers acknowledged and noreply sets; W7 and
@@ -95,7 +96,8 @@ usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6,W7,W8] [--rounds
   --join-gets   memcache-core is built with join_gets(true): classic single-key gets
                 queued together share a multi-key line (with --protocol classic)
   --callgrind   N gets one in flight (default 20000) for instruction counts under valgrind
-                (the async clients run on a current-thread runtime); see BENCHMARKS.md";
+                (the async clients run on a current-thread runtime); W7: N get_many calls
+                over three servers; see BENCHMARKS.md";
 
 fn parse_options() -> BenchResult<Options> {
     let mut options = Options {

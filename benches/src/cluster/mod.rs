@@ -11,6 +11,7 @@
 //! `get_hits` counters must rise by exactly the keys read, each by some (the shares are
 //! printed as `spread:` lines).
 
+pub mod callgrind;
 mod ours;
 mod peers;
 mod python;
