@@ -15,13 +15,15 @@ use crate::fixture::{check_value, Fixture};
 use crate::raw::{Exchange, RawConnection, RawTokioConnection};
 use crate::server::Memcached;
 use crate::workloads::Workload;
-use crate::{current_thread_runtime, ours, peers, BenchResult};
+use crate::{cluster, current_thread_runtime, ours, peers, BenchResult};
 
 /// The client a callgrind run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
-    /// `memcache_core::Client`.
+    /// `memcache_core::Client` (W7: with rendezvous placement, its default).
     Ours,
+    /// `memcache_core::Client` with ketama placement (W7 only).
+    OursKetama,
     /// The raw-socket client, classic `get`.
     Raw,
     /// The raw-socket client, meta `mg <key> v`.
@@ -35,13 +37,15 @@ pub enum Subject {
 }
 
 impl Subject {
-    /// Parses `ours`, `raw`, `raw-mg`, `raw-tokio`, `memcache` or `async-memcached`.
+    /// Parses `ours`, `ours-ketama`, `raw`, `raw-mg`, `raw-tokio`, `memcache` or
+    /// `async-memcached`.
     ///
     /// # Errors
     /// For any other name.
     pub fn parse(text: &str) -> BenchResult<Self> {
         Ok(match text {
             "ours" => Subject::Ours,
+            "ours-ketama" => Subject::OursKetama,
             "raw" => Subject::Raw,
             "raw-mg" => Subject::RawMeta,
             "raw-tokio" => Subject::RawTokio,
@@ -49,8 +53,9 @@ impl Subject {
             "async-memcached" => Subject::AsyncMemcached,
             _ => {
                 return Err(format!(
-                "unknown client {text:?} (ours, raw, raw-mg, raw-tokio, memcache, async-memcached)"
-            )
+                    "unknown client {text:?} \
+                 (ours, ours-ketama, raw, raw-mg, raw-tokio, memcache, async-memcached)"
+                )
                 .into())
             }
         })
@@ -67,10 +72,11 @@ enum Prepared {
 }
 
 /// Runs the callgrind mode: connects, verifies and warms up with 1,000 gets, then does `n`
-/// gets inside [`callgrind_measured_gets`].
+/// gets inside [`callgrind_measured_gets`]. W7 has a mode of its own, on three servers
+/// (see [`crate::cluster::callgrind`]).
 ///
 /// # Errors
-/// For a workload other than W1, on connection errors and on a wrong value.
+/// For a workload other than W1 and W7, on connection errors and on a wrong value.
 pub fn run(
     server: &Memcached,
     fixture: &Arc<Fixture>,
@@ -79,11 +85,15 @@ pub fn run(
     subject: Subject,
     n: u64,
 ) -> BenchResult<()> {
+    if workload == Workload::W7 {
+        return cluster::callgrind::run(fixture, protocol, subject, n);
+    }
     if workload != Workload::W1 {
-        return Err("the callgrind mode measures W1 (get 100 B, one in flight) only".into());
+        return Err("the callgrind mode measures W1 (get 100 B, one in flight) and W7 only".into());
     }
     let addr = server.addr();
     let mut prepared = match subject {
+        Subject::OursKetama => return Err("ours-ketama is a client of W7's callgrind mode".into()),
         Subject::Ours => Prepared::Ours(
             current_thread_runtime()?,
             ours::client(addr, protocol, false)?,

@@ -13,6 +13,8 @@ pub enum Unit {
     Keys,
     /// Value bytes read per second, shown in MB/s (10^6 bytes).
     Bytes,
+    /// Completed multi-key calls per second (W7: 100 keys per call).
+    Calls,
 }
 
 impl Unit {
@@ -22,6 +24,7 @@ impl Unit {
             Unit::Ops => "ops/s",
             Unit::Keys => "keys/s",
             Unit::Bytes => "MB/s",
+            Unit::Calls => "calls/s",
         }
     }
 
@@ -29,7 +32,7 @@ impl Unit {
     pub fn scale(self, per_second: f64) -> f64 {
         match self {
             Unit::Bytes => per_second / 1e6,
-            Unit::Ops | Unit::Keys => per_second,
+            Unit::Ops | Unit::Keys | Unit::Calls => per_second,
         }
     }
 }
@@ -37,7 +40,7 @@ impl Unit {
 /// What one run of a case did: how many units in how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
-    /// Operations, keys or bytes, as the workload's [`Unit`] says.
+    /// Operations, keys, bytes or calls, as the workload's [`Unit`] says.
     pub count: u64,
     /// Wall-clock time from the first request to the last completion.
     pub elapsed: Duration,

@@ -1,9 +1,10 @@
-//! The benchmark of issue 4: `memcache-core` beside the peer crates (`memcache`,
-//! `async-memcached`) and a raw-socket client, against a memcached it starts itself
-//! (`-t 1`, loopback).
+//! The benchmark of issues 4 and 10: `memcache-core` beside the peer crates (`memcache`,
+//! `async-memcached`), the Python peers of several servers (pylibmc, pymemcache) and a
+//! raw-socket client, against memcacheds it starts itself (`-t 1`, loopback): one for
+//! W1-W6, three for W7 and W8.
 //!
 //! ```text
-//! cargo run --release -p memcache-benches                  # every workload, about 90 s
+//! cargo run --release -p memcache-benches                  # every workload, about 2.5 min
 //! cargo run --release -p memcache-benches -- --quick       # a few seconds: a smoke test
 //! cargo run --release -p memcache-benches -- --only W1,W4  # some workloads
 //! cargo run --release -p memcache-benches -- --callgrind W1 --client ours   # see BENCHMARKS.md
@@ -11,9 +12,11 @@
 //!
 //! Each figure is the median of several rounds; the rounds of one workload take turns
 //! between the clients. The ratio column compares each client with the raw-socket figure
-//! of the same run that the workload's target in issue 4 names. See `BENCHMARKS.md`.
+//! of the same run that the workload's target names, and with the best peer. See
+//! `BENCHMARKS.md`.
 
 mod callgrind;
+mod cluster;
 mod fixture;
 mod harness;
 mod ours;
@@ -41,7 +44,7 @@ pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
 /// The result of every fallible step.
 pub type BenchResult<T> = Result<T, BenchError>;
 
-/// Concurrent callers in W4 and W4s.
+/// Concurrent callers in W4, W4s and W8.
 pub const CONCURRENCY: usize = 64;
 
 /// Which runtime one-caller workloads (W1, W2, W3, W5, W6) use for the async clients.
@@ -75,23 +78,26 @@ pub struct Options {
 }
 
 const USAGE: &str = "\
-usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6] [--rounds N] [--round-ms MS]
+usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6,W7,W8] [--rounds N] [--round-ms MS]
                         [--runtime multi|current] [--protocol auto|classic|meta] [--join-gets]
        memcache-benches --callgrind W1 --client ours|raw|raw-mg|raw-tokio|memcache|async-memcached
                         [--n N]
+       memcache-benches --callgrind W7 --client ours|ours-ketama|raw [--n N]
 
   --quick       1 round of 150 ms per client: a smoke test of a few seconds
-  --only        run only these workloads (W2 covers acknowledged and noreply sets)
+  --only        run only these workloads (W2 covers acknowledged and noreply sets; W7 and
+                W8 run on three more memcacheds, W7 with the Python peers in /usr/bin/python3)
   --rounds      rounds per workload, median reported (default 9)
   --round-ms    duration of one round of one client (default 300)
   --runtime     runtime of the async clients in the one-caller workloads (default multi:
-                two workers; W4/W4s always use it)
+                two workers; W4/W4s/W8 always use it)
   --protocol    the protocol memcache-core is built with (default auto: its own default,
                 meta on memcached 1.6)
   --join-gets   memcache-core is built with join_gets(true): classic single-key gets
                 queued together share a multi-key line (with --protocol classic)
   --callgrind   N gets one in flight (default 20000) for instruction counts under valgrind
-                (the async clients run on a current-thread runtime); see BENCHMARKS.md";
+                (the async clients run on a current-thread runtime); W7: N get_many calls
+                over three servers; see BENCHMARKS.md";
 
 fn parse_options() -> BenchResult<Options> {
     let mut options = Options {
@@ -206,6 +212,17 @@ fn run(options: &Options) -> BenchResult<()> {
     if let Some((workload, subject, n)) = options.callgrind {
         return callgrind::run(&server, &fixture, options.protocol, workload, subject, n);
     }
+    // W7 and W8 spread their keys over three servers of their own, each holding every key.
+    let several: Vec<Memcached> = if options.only.iter().any(|w| w.several_servers()) {
+        (0..cluster::SERVERS)
+            .map(|_| Memcached::start())
+            .collect::<BenchResult<_>>()?
+    } else {
+        Vec::new()
+    };
+    for server in &several {
+        fixture.store(server.addr())?;
+    }
     let multi = multi_thread_runtime()?;
     let caller = match options.runtime {
         RuntimeKind::Multi => Arc::clone(&multi),
@@ -213,6 +230,7 @@ fn run(options: &Options) -> BenchResult<()> {
     };
     let context = workloads::Context {
         addr: server.addr(),
+        servers: several.iter().map(Memcached::addr).collect(),
         fixture,
         multi,
         caller,
@@ -220,7 +238,7 @@ fn run(options: &Options) -> BenchResult<()> {
         protocol: options.protocol,
         join_gets: options.join_gets,
     };
-    report::print_header(&server, options)?;
+    report::print_header(&server, &several, options)?;
     let mut results = Vec::new();
     for workload in &options.only {
         for section in workload.sections() {

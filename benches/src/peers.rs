@@ -38,7 +38,7 @@ pub const ASYNC_ONE_THREAD: &str = "async-memcached, current-thread runtime";
 /// protocol (deprecated by memcached), which measured slower here on every workload (W1
 /// 22k vs 40k ops/s, W3 30k vs 1.0M keys/s): the text protocol is its best, and is what this
 /// workspace and the raw client speak.
-fn memcache_url(addr: SocketAddr) -> String {
+pub fn memcache_url(addr: SocketAddr) -> String {
     format!("memcache://{addr}?protocol=ascii")
 }
 
@@ -417,7 +417,7 @@ pub fn async_concurrent(
 }
 
 /// Checks a multi-get's hits: all 100 keys, each with its own value.
-fn check_many<'a>(
+pub fn check_many<'a>(
     hits: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     fixture: &Fixture,
 ) -> BenchResult<()> {

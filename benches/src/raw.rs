@@ -60,11 +60,22 @@ impl Exchange {
         }
     }
 
-    /// Classic multi-key `get k1 .. kN`, every key a hit.
+    /// Classic multi-key `get k1 .. kN` of the fixture's 100 keys, every key a hit.
     pub fn multi_get(fixture: &Fixture) -> Self {
+        Self::multi_get_of(
+            fixture
+                .many_keys
+                .iter()
+                .map(String::as_str)
+                .zip(fixture.many_values.iter().map(Vec::as_slice)),
+        )
+    }
+
+    /// Classic multi-key `get k1 .. kN` of these keys, every key a hit with its value.
+    pub fn multi_get_of<'a>(items: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
         let mut request = b"get".to_vec();
         let mut response = Vec::new();
-        for (key, value) in fixture.many_keys.iter().zip(&fixture.many_values) {
+        for (key, value) in items {
             request.push(b' ');
             request.extend_from_slice(key.as_bytes());
             response.extend_from_slice(&value_block(key, value));
@@ -130,7 +141,26 @@ impl RawConnection {
     /// On I/O errors, or a wrong answer when verifying.
     #[inline]
     pub fn exchange(&mut self, exchange: &Exchange, verify: bool) -> BenchResult<()> {
-        self.stream.write_all(&exchange.request)?;
+        self.send(exchange)?;
+        self.receive(exchange, verify)
+    }
+
+    /// Writes the request of `exchange` (one `write_all`).
+    ///
+    /// # Errors
+    /// On I/O errors.
+    #[inline]
+    pub fn send(&mut self, exchange: &Exchange) -> BenchResult<()> {
+        Ok(self.stream.write_all(&exchange.request)?)
+    }
+
+    /// Reads the whole answer to `exchange`, sent before, by its known length; compares it
+    /// with the expected one when `verify` is set.
+    ///
+    /// # Errors
+    /// On I/O errors, or a wrong answer when verifying.
+    #[inline]
+    pub fn receive(&mut self, exchange: &Exchange, verify: bool) -> BenchResult<()> {
         let len = exchange.response.len();
         if self.buffer.len() < len {
             self.buffer.resize(len, 0);
@@ -169,37 +199,63 @@ impl RawConnection {
         window: u64,
         deadline: Instant,
     ) -> BenchResult<u64> {
-        let request_len = exchange.request.len();
-        let response_len = exchange.response.len() as u64;
+        let mut state = self.open_window(exchange, window)?;
+        while !state.is_drained() {
+            self.advance(&mut state, exchange, deadline)?;
+        }
+        Ok(state.completed())
+    }
+
+    /// Writes `window` copies of the request at once: the start of a pipelined window.
+    ///
+    /// # Errors
+    /// On I/O errors.
+    pub fn open_window(&mut self, exchange: &Exchange, window: u64) -> BenchResult<Window> {
         self.batch.clear();
         for _ in 0..window {
             self.batch.extend_from_slice(&exchange.request);
         }
         self.stream.write_all(&self.batch)?;
-        let mut sent = window;
-        let mut received: u64 = 0;
-        let mut completed = 0;
-        let mut verified = false;
-        while completed < sent {
-            let n = self.stream.read(&mut self.buffer)?;
-            if n == 0 {
-                return Err("memcached closed the connection".into());
-            }
-            if !verified {
-                verify_stream(exchange, received, &self.buffer[..n])?;
-                verified = true;
-            }
-            received += n as u64;
-            let now_completed = received / response_len;
-            let fresh = now_completed - completed;
-            completed = now_completed;
-            if fresh > 0 && Instant::now() < deadline {
-                self.stream
-                    .write_all(&self.batch[..fresh as usize * request_len])?;
-                sent += fresh;
-            }
+        Ok(Window {
+            sent: window,
+            received: 0,
+            completed: 0,
+            verified: false,
+        })
+    }
+
+    /// One read on an open window that has requests outstanding (it blocks until some
+    /// answer bytes come); before the deadline, as many requests as answers completed are
+    /// written to keep the window full. The first read is verified.
+    ///
+    /// # Errors
+    /// On I/O errors, or a wrong answer in the verified read.
+    pub fn advance(
+        &mut self,
+        state: &mut Window,
+        exchange: &Exchange,
+        deadline: Instant,
+    ) -> BenchResult<()> {
+        let request_len = exchange.request.len();
+        let response_len = exchange.response.len() as u64;
+        let n = self.stream.read(&mut self.buffer)?;
+        if n == 0 {
+            return Err("memcached closed the connection".into());
         }
-        Ok(completed)
+        if !state.verified {
+            verify_stream(exchange, state.received, &self.buffer[..n])?;
+            state.verified = true;
+        }
+        state.received += n as u64;
+        let now_completed = state.received / response_len;
+        let fresh = now_completed - state.completed;
+        state.completed = now_completed;
+        if fresh > 0 && Instant::now() < deadline {
+            self.stream
+                .write_all(&self.batch[..fresh as usize * request_len])?;
+            state.sent += fresh;
+        }
+        Ok(())
     }
 
     /// Writes noreply requests in batches of `batch` (one `write` per batch) until the
@@ -229,6 +285,27 @@ impl RawConnection {
         }
         self.exchange(check, true)?;
         Ok(sent)
+    }
+}
+
+/// The state of a pipelined window on one connection: see [`RawConnection::open_window`].
+#[derive(Debug)]
+pub struct Window {
+    sent: u64,
+    received: u64,
+    completed: u64,
+    verified: bool,
+}
+
+impl Window {
+    /// Whether every request written has been answered.
+    pub fn is_drained(&self) -> bool {
+        self.completed == self.sent
+    }
+
+    /// The requests answered so far.
+    pub fn completed(&self) -> u64 {
+        self.completed
     }
 }
 

@@ -1,11 +1,12 @@
-//! What the benchmark prints: the run's conditions, the table and the issue-4 targets.
+//! What the benchmark prints: the run's conditions, the table and the targets of issues 4
+//! and 10.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::harness::{Measured, Unit};
 use crate::server::Memcached;
 use crate::workloads::Section;
-use crate::{ours, peers, typed, BenchResult, Options, RuntimeKind};
+use crate::{cluster, ours, typed, BenchResult, Options, RuntimeKind};
 
 /// The measured rows of one section.
 #[derive(Debug, Clone)]
@@ -42,6 +43,20 @@ impl SectionResult {
     /// This client's median divided by the reference.
     fn ours_ratio(&self) -> Option<f64> {
         Some(self.median_of(ours::LABEL)? / self.reference()?)
+    }
+
+    /// The best of the section's peers' medians.
+    fn best_peer(&self) -> Option<f64> {
+        self.section
+            .peers()
+            .iter()
+            .filter_map(|label| self.median_of(label))
+            .reduce(f64::max)
+    }
+
+    /// The median of the row labelled `client` divided by the best peer's.
+    fn peer_ratio(&self, client: &str) -> Option<f64> {
+        Some(self.median_of(client)? / self.best_peer()?)
     }
 
     /// W6: the time of one typed get over the time of one untyped get of the same keys
@@ -97,7 +112,11 @@ fn cpu_model() -> String {
 ///
 /// # Errors
 /// When the server's version cannot be read.
-pub fn print_header(server: &Memcached, options: &Options) -> BenchResult<()> {
+pub fn print_header(
+    server: &Memcached,
+    several: &[Memcached],
+    options: &Options,
+) -> BenchResult<()> {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("date:      {}", now_utc());
@@ -111,6 +130,17 @@ pub fn print_header(server: &Memcached, options: &Options) -> BenchResult<()> {
         server.version()?,
         server.addr().port()
     );
+    if !several.is_empty() {
+        let ports: Vec<String> = several
+            .iter()
+            .map(|s| s.addr().port().to_string())
+            .collect();
+        println!(
+            "W7, W8:    {} more memcacheds, the same settings, loopback ports {}",
+            several.len(),
+            ports.join(", ")
+        );
+    }
     println!(
         "run:       {} round(s) of {} ms per client (median reported), memcache-core protocol: {:?}{}, one-caller async runtime: {}",
         options.rounds,
@@ -150,14 +180,14 @@ fn format_rate(unit: Unit, per_second: f64) -> String {
     let scaled = unit.scale(per_second);
     match unit {
         Unit::Bytes => format!("{scaled:.1}"),
-        Unit::Ops | Unit::Keys => thousands(scaled),
+        Unit::Ops | Unit::Keys | Unit::Calls => thousands(scaled),
     }
 }
 
 /// Prints the table, in Markdown.
 pub fn print_table(results: &[SectionResult]) {
-    println!("| workload | client | median | unit | vs raw | min .. max |");
-    println!("|---|---|---:|---|---:|---:|");
+    println!("| workload | client | median | unit | vs raw | vs best peer | min .. max |");
+    println!("|---|---|---:|---|---:|---:|---:|");
     for result in results {
         let unit = result.section.unit();
         let reference = result.reference();
@@ -166,13 +196,17 @@ pub fn print_table(results: &[SectionResult]) {
                 || "-".to_owned(),
                 |r| format!("{:.1}%", 100.0 * row.median / r),
             );
+            let peer_ratio = result
+                .peer_ratio(&row.client)
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
             println!(
-                "| {} | {} | {} | {} | {} | {} .. {} |",
+                "| {} | {} | {} | {} | {} | {} | {} .. {} |",
                 result.section.title(),
                 row.client,
                 format_rate(unit, row.median),
                 unit.rate_label(),
                 ratio,
+                peer_ratio,
                 format_rate(unit, row.min),
                 format_rate(unit, row.max),
             );
@@ -187,14 +221,30 @@ pub fn print_table(results: &[SectionResult]) {
     println!(
         "flight; W4: raw pipelined mg; W4s: raw noreply sets batched; W5: raw get one in flight;"
     );
-    println!("W6: memcache-core's own Client::get of the same keys, the untyped read).");
+    println!(
+        "W6: memcache-core's own Client::get of the same keys, the untyped read; W7: raw, one"
+    );
+    println!("multi-key get per server on 3 sockets at once; W8: raw mg pipelined on 3 sockets).");
+    println!(
+        "vs best peer: each median divided by the best peer's of the section (W1-W5, W8: memcache,"
+    );
+    println!(
+        "async-memcached; W7: pylibmc, pymemcache, memcache; not the current-thread rows and not"
+    );
+    println!(
+        "async-memcached in W7, which has no client of several servers and is helped to three)."
+    );
+    println!("W7 counts calls of 100 keys each: keys/s = 100 x calls/s. memcache-core without a");
+    println!(
+        "distribution named is rendezvous, its default (= pymemcache's HashClient placement)."
+    );
     println!("memcache and async-memcached have no noreply set: no row in the noreply sections.");
     println!();
 }
 
-/// Prints each issue-4 target that this run can judge, with the measured ratio.
+/// Prints each target of issues 4 and 10 that this run can judge, with the measured ratio.
 pub fn print_targets(results: &[SectionResult]) {
-    println!("| issue-4 target | measured | met |");
+    println!("| target | measured | met |");
     println!("|---|---:|---|");
     for result in results {
         let (goal, floor) = match result.section {
@@ -210,21 +260,22 @@ pub fn print_targets(results: &[SectionResult]) {
                 print_ceiling(goal, result.typed_time_ratio(), 1.10);
                 continue;
             }
+            Section::W7 | Section::W8 => {
+                let (name, floor) = if result.section == Section::W7 {
+                    ("W7", 2.0)
+                } else {
+                    ("W8", 4.0)
+                };
+                let goal = format!("{name} >= {floor}x the best peer");
+                print_target(&goal, result.peer_ratio(ours::LABEL), floor, "x");
+                let goal = format!("{name} >= {floor}x the best peer, with ketama");
+                print_target(&goal, result.peer_ratio(cluster::KETAMA), floor, "x");
+                continue;
+            }
         };
         print_target(goal, result.ours_ratio(), floor, "%");
         if result.section == Section::W4 {
-            let best_peer = [
-                peers::MEMCACHE,
-                peers::MEMCACHE_DEFAULT,
-                peers::ASYNC_MEMCACHED,
-            ]
-            .iter()
-            .filter_map(|label| result.median_of(label))
-            .reduce(f64::max);
-            let ratio = result
-                .median_of(ours::LABEL)
-                .zip(best_peer)
-                .map(|(o, p)| o / p);
+            let ratio = result.peer_ratio(ours::LABEL);
             print_target("W4 >= 4x the best peer", ratio, 4.0, "x");
         }
     }

@@ -1,4 +1,5 @@
-//! The memcached process the benchmark talks to: started on a free loopback port, killed on drop.
+//! The memcached processes the benchmark talks to: each started on a free loopback port,
+//! killed on drop. One serves W1-W6; W7 and W8 start three more.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -96,6 +97,32 @@ impl Memcached {
             .map(str::to_owned)
             .ok_or_else(|| format!("unexpected answer to `version`: {text:?}").into())
     }
+}
+
+/// The `get_hits` counter of the memcached at `addr` (hits of every retrieval so far, each
+/// key of a multi-key `get` counted): W7 and W8 check with it that each client's reads
+/// reached every server.
+///
+/// # Errors
+/// On I/O errors or an answer without the counter.
+pub fn get_hits(addr: SocketAddr) -> BenchResult<u64> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"stats\r\n")?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(b"END\r\n") {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err("memcached closed the connection during `stats`".into());
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .find_map(|line| line.strip_prefix("STAT get_hits "))
+        .and_then(|hits| hits.trim().parse().ok())
+        .ok_or_else(|| format!("no get_hits in the stats of {addr}").into())
 }
 
 impl Drop for Memcached {

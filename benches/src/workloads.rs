@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use crate::fixture::{Fixture, MANY};
 use crate::harness::{timed, Case, Unit};
 use crate::raw::{Exchange, RawConnection, RawTokioConnection};
-use crate::{ours, peers, typed, BenchResult};
+use crate::{cluster, ours, peers, typed, BenchResult};
 
 /// Requests kept outstanding by the raw client's pipelined single-key gets.
 const RAW_WINDOW: u64 = 128;
@@ -44,8 +44,10 @@ pub const RAW_MULTI_PIPELINED: &str = "raw get x100 keys, pipelined x8";
 
 /// What every case needs: the server, the data and the runtimes.
 pub struct Context {
-    /// The memcached under test.
+    /// The memcached of W1-W6.
     pub addr: SocketAddr,
+    /// The three memcacheds of W7 and W8 (empty when neither runs).
+    pub servers: Vec<SocketAddr>,
     /// The stored data set.
     pub fixture: Arc<Fixture>,
     /// Multi-thread runtime, two workers (W4, W4s).
@@ -77,11 +79,15 @@ pub enum Workload {
     W5,
     /// typed `Cache<User>::get` beside `Client::get` of the same keys, one in flight.
     W6,
+    /// get_many of 100 keys over three servers, one caller.
+    W7,
+    /// 64 concurrent tasks doing gets of keys over three servers.
+    W8,
 }
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 9] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -89,9 +95,11 @@ impl Workload {
         Workload::W4s,
         Workload::W5,
         Workload::W6,
+        Workload::W7,
+        Workload::W8,
     ];
 
-    /// Parses `W1` .. `W6`, `W4s` (case-insensitive).
+    /// Parses `W1` .. `W8`, `W4s` (case-insensitive).
     ///
     /// # Errors
     /// For any other name.
@@ -104,10 +112,13 @@ impl Workload {
             "W4S" => Workload::W4s,
             "W5" => Workload::W5,
             "W6" => Workload::W6,
+            "W7" => Workload::W7,
+            "W8" => Workload::W8,
             _ => {
-                return Err(
-                    format!("unknown workload {text:?} (W1, W2, W3, W4, W4s, W5, W6)").into(),
+                return Err(format!(
+                    "unknown workload {text:?} (W1, W2, W3, W4, W4s, W5, W6, W7, W8)"
                 )
+                .into())
             }
         })
     }
@@ -122,7 +133,14 @@ impl Workload {
             Workload::W4s => vec![Section::W4s],
             Workload::W5 => vec![Section::W5],
             Workload::W6 => vec![Section::W6],
+            Workload::W7 => vec![Section::W7],
+            Workload::W8 => vec![Section::W8],
         }
+    }
+
+    /// Whether the workload runs on the three servers of W7 and W8.
+    pub fn several_servers(self) -> bool {
+        matches!(self, Workload::W7 | Workload::W8)
     }
 }
 
@@ -145,6 +163,10 @@ pub enum Section {
     W5,
     /// typed `Cache<User>::get` and `Client::get` of the same keys, one in flight.
     W6,
+    /// get_many of 100 keys over three servers, one caller.
+    W7,
+    /// 64 tasks doing gets of keys over three servers.
+    W8,
 }
 
 impl Section {
@@ -159,6 +181,8 @@ impl Section {
             Section::W4s => "W4s 64 tasks, set 100 B noreply",
             Section::W5 => "W5 get 100 KiB, 1 in flight",
             Section::W6 => "W6 typed get User (~100 B), 1 in flight",
+            Section::W7 => "W7 get_many 100 keys over 3 servers, 1 caller",
+            Section::W8 => "W8 64 tasks, get 100 B, keys over 3 servers",
         }
     }
 
@@ -167,6 +191,7 @@ impl Section {
         match self {
             Section::W3 => Unit::Keys,
             Section::W5 => Unit::Bytes,
+            Section::W7 => Unit::Calls,
             _ => Unit::Ops,
         }
     }
@@ -183,6 +208,27 @@ impl Section {
             Section::W4s => &[RAW_SET_NOREPLY_BATCHED],
             Section::W5 => &[RAW_GET],
             Section::W6 => &[typed::UNTYPED],
+            Section::W7 => &[cluster::RAW_SPREAD],
+            Section::W8 => &[cluster::RAW_PIPELINED],
+        }
+    }
+
+    /// The peers' rows of this section: the "vs best peer" column divides by the best of
+    /// them. Rows shown for scale (a peer on a current-thread runtime, `async-memcached`
+    /// helped to several servers in W7) are not among them.
+    pub fn peers(self) -> &'static [&'static str] {
+        match self {
+            Section::W1 => &[
+                peers::MEMCACHE,
+                peers::MEMCACHE_DEFAULT,
+                peers::ASYNC_MEMCACHED,
+            ],
+            Section::W2 | Section::W3 | Section::W4 | Section::W5 => {
+                &[peers::MEMCACHE, peers::ASYNC_MEMCACHED]
+            }
+            Section::W2Noreply | Section::W4s | Section::W6 => &[],
+            Section::W7 => &[cluster::PYLIBMC, cluster::PYMEMCACHE, cluster::MEMCACHE],
+            Section::W8 => &[cluster::MEMCACHE_PER_TASK, cluster::ASYNC_PER_TASK],
         }
     }
 
@@ -289,6 +335,8 @@ impl Section {
                 ]
             }
             Section::W6 => typed::cases(cx)?,
+            Section::W7 => cluster::w7_cases(cx)?,
+            Section::W8 => cluster::w8_cases(cx)?,
         })
     }
 }
