@@ -249,7 +249,9 @@ fn rendezvous_name(server: &ServerConfig) -> Vec<u8> {
 }
 
 /// libmemcached's and twemproxy's name for a server's points: the explicit node name, or
-/// `"{host}"` on port 11211 and `"{host}:{port}"` otherwise (the host as written).
+/// `"{host}"` on port 11211 and `"{host}:{port}"` otherwise (the host as written); a unix
+/// socket is `"{path}:0"`, as libmemcached names it (its port is 0). twemproxy names a
+/// socket `"{path}:"` instead: name the servers explicitly to agree with it.
 fn ketama_name(server: &ServerConfig) -> Vec<u8> {
     if let Some(name) = &server.name {
         return name.as_bytes().to_vec();
@@ -257,7 +259,7 @@ fn ketama_name(server: &ServerConfig) -> Vec<u8> {
     match &server.addr {
         ServerAddr::Tcp { host, port: 11211 } => host.as_bytes().to_vec(),
         ServerAddr::Tcp { host, port } => format!("{host}:{port}").into_bytes(),
-        ServerAddr::Unix(path) => path.to_string_lossy().into_owned().into_bytes(),
+        ServerAddr::Unix(path) => format!("{}:0", path.to_string_lossy()).into_bytes(),
     }
 }
 

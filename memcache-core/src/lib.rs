@@ -171,7 +171,9 @@
 //!   `behaviors={"ketama_weighted": True}`) and twemproxy's `distribution: ketama` with
 //!   `hash: md5`: 160 points per server for equal weights, each server's share following
 //!   its weight ([`ClientBuilder::weighted_server`]), its points named after
-//!   `"{host}:{port}"` (`"{host}"` on port 11211) or its explicit name
+//!   `"{host}:{port}"` (`"{host}"` on port 11211; a unix socket `"{path}:0"` as
+//!   libmemcached names it, where twemproxy differs: name such servers) or its explicit
+//!   name
 //!   ([`ClientBuilder::named_server`], twemproxy's `host:port:weight name`), so that its
 //!   keys stay put when its address changes. The key hashed is the whole key, prefix
 //!   included, as a proxy sees it.
