@@ -38,8 +38,8 @@ pub(crate) struct Cluster {
 enum Ring {
     /// One server: nothing to hash.
     One,
-    /// pymemcache's node names (`"{host}:{port}"`, or the explicit name), by server.
-    Rendezvous(Vec<Vec<u8>>),
+    /// pymemcache's nodes (named `"{host}:{port}"`, or the explicit name), by server.
+    Rendezvous(Vec<rendezvous::Node>),
     /// The continuum of every server, and the one of the servers alive when some are dead
     /// (under failover), with which were dead when it was built.
     Ketama {
@@ -72,9 +72,13 @@ impl Cluster {
             .collect();
         let ring = match (several, config.distribution) {
             (false, _) => Ring::One,
-            (true, Distribution::Rendezvous) => {
-                Ring::Rendezvous(config.servers.iter().map(rendezvous_name).collect())
-            }
+            (true, Distribution::Rendezvous) => Ring::Rendezvous(
+                config
+                    .servers
+                    .iter()
+                    .map(|server| rendezvous::Node::new(rendezvous_name(server)))
+                    .collect(),
+            ),
             (true, Distribution::Ketama) => {
                 let nodes: Vec<KetamaNode> = config
                     .servers
@@ -192,10 +196,12 @@ impl Cluster {
             let group = match groups.iter().position(|group| group.server == server) {
                 Some(found) => &mut groups[found],
                 None => {
+                    // About its share of the items, so that it seldom grows.
+                    let share = items.len() / self.servers.len() + items.len() / 8 + 1;
                     groups.push(Group {
                         server,
-                        members: Vec::new(),
-                        items: Vec::new(),
+                        members: Vec::with_capacity(share),
+                        items: Vec::with_capacity(share),
                     });
                     groups.last_mut().expect("just pushed")
                 }

@@ -17,7 +17,8 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 }
 
 /// MurmurHash3 x86_32 fed in parts (no buffer: `"{node}-{key}"` is hashed without being
-/// built).
+/// built; a node's `"{node}-"` is hashed once, and its state copied for each key).
+#[derive(Debug, Clone, Copy)]
 struct Murmur3 {
     h1: u32,
     /// Bytes waiting for a whole 4-byte block.
@@ -94,35 +95,79 @@ impl Murmur3 {
     }
 }
 
-/// The score of `node` for `key`: MurmurHash3 of `"{node}-{key}"`, the key hashed as
-/// pymemcache hashes a `str` (see the module docs).
-pub fn score(node: &[u8], key: &[u8]) -> u32 {
-    let mut hash = Murmur3::new(0);
-    hash.write(node);
-    hash.write(b"-");
-    match std::str::from_utf8(key) {
-        Ok(text) if !key.is_ascii() => {
-            for c in text.chars() {
-                hash.write_byte(c as u32 as u8);
-            }
-        }
-        _ => hash.write(key),
-    }
-    hash.finish()
+/// One node of the ring: its name (as pymemcache's `"{host}:{port}"`) and the hash of
+/// `"{name}-"`, the start of every key's score.
+#[derive(Debug, Clone)]
+pub struct Node {
+    name: Vec<u8>,
+    start: Murmur3,
 }
 
-/// The index of the node `key` goes to among `nodes` (their names, as pymemcache's
-/// `"{host}:{port}"`), skipping those `skip` says are out of the ring. `None` when no
-/// node is left.
-pub fn locate(nodes: &[Vec<u8>], key: &[u8], skip: impl Fn(usize) -> bool) -> Option<usize> {
+impl Node {
+    /// The node named `name`.
+    pub fn new(name: Vec<u8>) -> Self {
+        let mut start = Murmur3::new(0);
+        start.write(&name);
+        start.write(b"-");
+        Node { name, start }
+    }
+
+    /// Its score for `key` (hashed as pymemcache hashes a `str`: see [`Hashed`]).
+    fn score(&self, key: &Hashed<'_>) -> u32 {
+        let mut hash = self.start;
+        match key {
+            Hashed::Bytes(bytes) => hash.write(bytes),
+            Hashed::Chars(text) => {
+                for c in text.chars() {
+                    hash.write_byte(c as u32 as u8);
+                }
+            }
+        }
+        hash.finish()
+    }
+}
+
+/// A key as its scores hash it: its bytes (ASCII, or not UTF-8), or the characters of a
+/// non-ASCII text, each as its code point modulo 256 (see the module docs). Decided once
+/// per key, not once per node.
+enum Hashed<'k> {
+    Bytes(&'k [u8]),
+    Chars(&'k str),
+}
+
+impl<'k> Hashed<'k> {
+    fn new(key: &'k [u8]) -> Self {
+        if key.is_ascii() {
+            return Hashed::Bytes(key);
+        }
+        match std::str::from_utf8(key) {
+            Ok(text) => Hashed::Chars(text),
+            Err(_) => Hashed::Bytes(key),
+        }
+    }
+}
+
+/// The score of the node named `node` for `key`: MurmurHash3 of `"{node}-{key}"`, the key
+/// hashed as pymemcache hashes a `str` (see the module docs).
+#[cfg(test)]
+pub fn score(node: &[u8], key: &[u8]) -> u32 {
+    Node::new(node.to_vec()).score(&Hashed::new(key))
+}
+
+/// The index of the node `key` goes to among `nodes`, skipping those `skip` says are out
+/// of the ring. `None` when no node is left.
+pub fn locate(nodes: &[Node], key: &[u8], skip: impl Fn(usize) -> bool) -> Option<usize> {
+    let key = Hashed::new(key);
     let mut best: Option<(u32, usize)> = None;
     for (index, node) in nodes.iter().enumerate() {
         if skip(index) {
             continue;
         }
-        let score = score(node, key);
+        let score = node.score(&key);
         best = match best {
-            Some((high, winner)) if high > score || (high == score && nodes[winner] >= *node) => {
+            Some((high, winner))
+                if high > score || (high == score && nodes[winner].name >= node.name) =>
+            {
                 Some((high, winner))
             }
             _ => Some((score, index)),
@@ -178,9 +223,9 @@ mod tests {
 
     #[test]
     fn the_highest_score_wins_whatever_the_order() {
-        let nodes: Vec<Vec<u8>> = ["a:1", "b:2", "c:3"]
+        let nodes: Vec<Node> = ["a:1", "b:2", "c:3"]
             .iter()
-            .map(|n| n.as_bytes().to_vec())
+            .map(|n| Node::new(n.as_bytes().to_vec()))
             .collect();
         let mut reversed = nodes.clone();
         reversed.reverse();
@@ -188,13 +233,13 @@ mod tests {
             let key = format!("key-{i}");
             let one = locate(&nodes, key.as_bytes(), |_| false).unwrap();
             let other = locate(&reversed, key.as_bytes(), |_| false).unwrap();
-            assert_eq!(nodes[one], reversed[other], "{key}");
+            assert_eq!(nodes[one].name, reversed[other].name, "{key}");
             let best = nodes
                 .iter()
-                .map(|n| score(n, key.as_bytes()))
+                .map(|n| score(&n.name, key.as_bytes()))
                 .max()
                 .unwrap();
-            assert_eq!(score(&nodes[one], key.as_bytes()), best);
+            assert_eq!(score(&nodes[one].name, key.as_bytes()), best);
         }
         assert_eq!(locate(&nodes, b"k", |_| true), None);
         // Skipping the winner hands the key to the next best.
