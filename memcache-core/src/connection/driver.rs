@@ -106,6 +106,9 @@ struct Driver {
     quiet_since: Instant,
     /// Requests were outstanding at the timer's last tick.
     was_outstanding: bool,
+    /// The last poll found nothing to do: the next one (a caller's request woke this task)
+    /// yields once before it writes.
+    idle: bool,
 }
 
 impl Driver {
@@ -128,6 +131,7 @@ impl Driver {
             last_reads: 0,
             quiet_since: now,
             was_outstanding: false,
+            idle: false,
         }
     }
 
@@ -248,6 +252,14 @@ impl Driver {
                 self.timer_armed = false;
             }
         }
+        if std::mem::take(&mut self.idle) {
+            // Woken from idle, most likely by a caller's request: yield once, so that the
+            // callers running on this worker meanwhile queue theirs too, to go out in one
+            // write. Writing at once sends each request alone when several connections
+            // share the callers (64 tasks over 3 servers: 2.9 requests per write).
+            cx.waker().wake_by_ref();
+            return Ok(false);
+        }
         let mut poll_read = true;
         for _ in 0..ROUNDS_PER_POLL {
             let wrote = self.write(cx)?;
@@ -277,6 +289,7 @@ impl Driver {
                 Progress::Waiting if wrote => {}
                 Progress::Waiting => {
                     self.check_timer(cx)?;
+                    self.idle = true;
                     return Ok(false);
                 }
             }
