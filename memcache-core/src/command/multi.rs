@@ -1,18 +1,14 @@
 //! What the commands spread over several servers share: awaiting every server's request
 //! together, and the partial results of a multi-key read.
 
-use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
-use std::hash::Hash;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::retrieval::{GetMany, GetsMany};
 use crate::address::ServerAddr;
 use crate::cluster::PerServer;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::value::{CasToken, Value};
 
 /// Runs `futures` together and returns their outputs in order. Each is polled first in the
 /// same poll, so that every server's request is handed to its connection before any reply
@@ -72,24 +68,6 @@ pub struct Partial<T> {
 #[derive(Debug)]
 #[must_use = "a command does nothing until it is awaited"]
 pub struct Partially<C>(pub(super) C);
-
-/// Implements `IntoFuture` for the `Partially` form of a multi-key read whose `run_partial`
-/// returns `Partial<$out>`.
-macro_rules! partial_future {
-    ($name:ident<$($g:ident),*> => $out:ty, where $($bound:tt)*) => {
-        impl<'a, $($g),*> IntoFuture for Partially<$name<'a, $($g),*>> where $($bound)* {
-            type Output = Result<Partial<$out>>;
-            type IntoFuture = crate::command::CommandFuture<'a, Partial<$out>>;
-
-            fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.0.run_partial())
-            }
-        }
-    };
-}
-
-partial_future!(GetMany<K> => HashMap<K, Value>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
-partial_future!(GetsMany<K> => HashMap<K, (Value, CasToken)>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
 
 /// Runs `call` on every server together (a server-wide command); each server's result, in
 /// the order configured.

@@ -362,6 +362,24 @@ impl<'a, K: AsRef<[u8]> + Eq + Hash> GetsMany<'a, K> {
 }
 command_future!(GetsMany<K> => HashMap<K, (Value, CasToken)>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
 
+/// Implements `IntoFuture` for the `Partially` form of a multi-key read whose `run_partial`
+/// returns `Partial<$out>`.
+macro_rules! partial_future {
+    ($name:ident<$($g:ident),*> => $out:ty, where $($bound:tt)*) => {
+        impl<'a, $($g),*> IntoFuture for Partially<$name<'a, $($g),*>> where $($bound)* {
+            type Output = Result<Partial<$out>>;
+            type IntoFuture = super::CommandFuture<'a, Partial<$out>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.0.run_partial())
+            }
+        }
+    };
+}
+
+partial_future!(GetMany<K> => HashMap<K, Value>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
+partial_future!(GetsMany<K> => HashMap<K, (Value, CasToken)>, where K: AsRef<[u8]> + Eq + Hash + Send + Sync + 'a);
+
 impl Client {
     /// Reads one value. A miss is `Ok(None)`.
     ///
