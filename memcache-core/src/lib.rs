@@ -323,6 +323,7 @@ mod connection;
 mod credentials;
 mod error;
 mod key;
+mod metrics;
 mod protocol;
 mod ring;
 mod url;

@@ -40,7 +40,7 @@ mod scripted;
 mod wait;
 
 pub use fault_proxy::{FaultMode, FaultProxy};
-pub use logs::{LogCapture, LogLine};
+pub use logs::{LogCapture, LogLine, SpanLine};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};

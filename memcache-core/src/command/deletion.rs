@@ -5,13 +5,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tracing::Span;
 
 use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
+use super::span;
 use super::{batch_size, found, many, Plan};
 use crate::client::{mismatched, Client, Inner};
 use crate::connection::Connection;
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
 
@@ -38,6 +41,10 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
 
     fn inner(&self) -> &'a Inner {
         &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        Command::Delete
     }
 
     fn key(&self) -> &[u8] {
@@ -101,6 +108,10 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
         self
     }
 
+    fn span(&self) -> Span {
+        span::many(Command::DeleteMany, self.keys.len())
+    }
+
     async fn run(self) -> Result<()> {
         let inner = &self.client.inner;
         for key in &self.keys {
@@ -114,6 +125,7 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             .cluster
             .split(&self.keys, AsRef::as_ref, AsRef::as_ref);
         let connections = inner.cluster.connections();
+        span::spread(true, groups.iter().map(|group| &connections[group.server]));
         if let [group] = &groups[..] {
             return self
                 .delete_group(&connections[group.server], &group.items)
@@ -141,7 +153,9 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             }
         };
         if noreply {
-            return connection.send_noreply(meta, count, encode).await;
+            return connection
+                .send_noreply(Command::DeleteMany, meta, count, encode)
+                .await;
         }
         let expect = Expect {
             kind: if meta { Kind::MetaDelete } else { Kind::Delete },
@@ -149,7 +163,12 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             opaque: None,
             items: 1,
         };
-        let replies = many(connection.request(expect, encode).await?, count);
+        let replies = many(
+            connection
+                .request(Command::DeleteMany, expect, encode)
+                .await?,
+            count,
+        );
         for reply in replies.map_err(|error| connection.name(error))? {
             match reply {
                 Response::Status(Status::Deleted | Status::NotFound) => {}
@@ -186,6 +205,10 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
 
     fn inner(&self) -> &'a Inner {
         &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        Command::Touch
     }
 
     fn key(&self) -> &[u8] {

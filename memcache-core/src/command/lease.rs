@@ -3,9 +3,12 @@
 use std::future::IntoFuture;
 
 use bytes::BytesMut;
+use tracing::Span;
 
+use super::span;
 use crate::client::{mismatched, Client};
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Item, Kind, Response, BUSY, STALE, WON};
 use crate::value::{CasToken, Lease};
@@ -20,12 +23,17 @@ pub struct LeaseGet<'a, K> {
 }
 
 impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
+    fn span(&self) -> Span {
+        span::many(Command::Lease, 1)
+    }
+
     async fn run(self) -> Result<Lease> {
         let inner = &self.client.inner;
         let keys = &inner.config.keys;
         let key = self.key.as_ref();
         keys.check(key)?;
         let connection = inner.route(key);
+        span::spread(true, std::iter::once(connection));
         // A classic read would take another client's lease placeholder for a hit.
         if let Err(error) = connection.learn_protocol().await {
             return match inner.miss_on_error(Err(error)) {
@@ -50,7 +58,10 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
         let encode = |buf: &mut BytesMut, opaque| {
             request::meta_get(buf, prefix, key, true, true, None, Some(ttl), opaque);
         };
-        let result = match connection.request(Expect::one(Kind::MetaGet), encode).await {
+        let result = match connection
+            .request(Command::Lease, Expect::one(Kind::MetaGet), encode)
+            .await
+        {
             Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
             Ok(Response::Value(None)) => Ok(Lease::Won {
                 stale: None,
@@ -133,6 +144,8 @@ impl Client {
         let encode = |buf: &mut BytesMut, opaque| {
             request::meta_delete_if(buf, keys.prefix(), key, token.0, opaque);
         };
-        connection.send_noreply(true, 1, encode).await
+        connection
+            .send_noreply(Command::ReleaseLease, true, 1, encode)
+            .await
     }
 }

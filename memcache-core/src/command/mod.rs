@@ -20,7 +20,8 @@ macro_rules! command_future {
             type IntoFuture = $crate::command::CommandFuture<'a, $out>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.run())
+                let span = self.span();
+                Box::pin(tracing::Instrument::instrument(self.run(), span))
             }
         }
     };
@@ -69,6 +70,7 @@ mod deletion;
 mod lease;
 mod multi;
 mod retrieval;
+mod span;
 mod storage;
 
 pub use admin::{Admin, FetchStats};

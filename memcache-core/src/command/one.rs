@@ -6,12 +6,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tracing::{Instrument, Span};
 
 use super::{CommandFuture, Plan};
 use crate::client::Inner;
 use crate::connection::{failed_as_err, Connection, Reply, Sent};
 use crate::error::{Error, Result};
+use crate::metrics::{Command, Flight};
 use crate::protocol::response::{Opaque, Response};
+
+use super::span;
 
 /// A command that sends one request and reads at most one reply, described once: its
 /// future ([`poll_one`]) and its general path ([`run_one`]) are built from this.
@@ -19,6 +23,9 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
     type Output: Send + 'a;
 
     fn inner(&self) -> &'a Inner;
+
+    /// What the command is, for its span and metrics.
+    fn command(&self) -> Command;
 
     /// The key whose server the request goes to.
     fn key(&self) -> &[u8];
@@ -46,13 +53,14 @@ pub(super) trait OneRequest<'a>: Sized + Send + Sync + 'a {
 async fn run_one<'a, C: OneRequest<'a>>(command: C) -> Result<C::Output> {
     let connection = command.inner().route(command.key());
     let plan = command.plan(connection)?;
+    let name = command.command();
     let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
     let reply = match plan.expect {
         None => {
-            connection.send_noreply(plan.quiet, 1, encode).await?;
+            connection.send_noreply(name, plan.quiet, 1, encode).await?;
             None
         }
-        Some(expect) => Some(connection.request(expect, encode).await),
+        Some(expect) => Some(connection.request(name, expect, encode).await),
     };
     command.finish(&plan, reply)
 }
@@ -67,8 +75,10 @@ pub(super) enum OneState<'a, C, T> {
         plan: Plan,
         connection: &'a Connection,
         reply: Reply,
+        flight: Flight<'a>,
+        span: Span,
     },
-    /// A rare path (see [`run_one`]), boxed.
+    /// A rare path (see [`run_one`]), boxed (and instrumented with the command's span).
     Slow(CommandFuture<'a, T>),
     /// Finished.
     Done,
@@ -88,48 +98,70 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                     Ok(plan) => plan,
                     Err(error) => return Poll::Ready(Err(error)),
                 };
-                if C::LEARNS_PROTOCOL && connection.protocol_unknown() {
+                let name = command.command();
+                let learns = C::LEARNS_PROTOCOL && connection.protocol_unknown();
+                let meta = (!learns).then_some(plan.meta);
+                let span = span::one(name, connection, meta, command.key());
+                let _entered = span.enter();
+                if learns {
                     // A fresh client under Protocol::Auto: the first commands wait for the
                     // probe, to be encoded in the server's protocol (a classic read cannot
                     // tell another client's lease placeholder from an empty value). The
                     // input was checked first: a bad one sends nothing.
-                    *state = OneState::Slow(Box::pin(async move {
+                    let slow = async move {
                         if let Err(error) = connection.learn_protocol().await {
                             return command.finish(&plan, Some(Err(error)));
                         }
+                        span::learned(connection);
                         run_one(command).await
-                    }));
+                    };
+                    *state = OneState::Slow(Box::pin(slow.instrument(span.clone())));
                     continue;
                 }
                 let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
                 let (sent, since) = connection.start(plan.expect, plan.quiet, 1, encode);
+                let metrics = connection.metrics();
                 *state = match sent.forget_encoder() {
                     Sent::Ready(Some(reply)) => OneState::Wait {
                         command,
                         plan,
                         connection,
                         reply,
+                        flight: metrics.begin(name),
+                        span: span.clone(),
                     },
                     // A noreply request handed over.
                     Sent::Ready(None) | Sent::Connecting(None) if plan.expect.is_none() => {
+                        metrics.begin(name).end(&Ok(()));
                         return Poll::Ready(command.finish(&plan, None));
                     }
                     // Cannot happen: a request that expects a reply gets a way to it.
                     Sent::Ready(None) | Sent::Connecting(None) => {
-                        let lost = Some(Err(Error::UnexpectedClose));
-                        return Poll::Ready(command.finish(&plan, lost));
+                        let lost = Err(Error::UnexpectedClose);
+                        metrics.begin(name).end(&lost);
+                        return Poll::Ready(command.finish(&plan, Some(lost)));
                     }
                     // Queued while the connection opens: its reply is awaited within the
                     // deadline.
-                    Sent::Connecting(Some(reply)) => OneState::Slow(Box::pin(async move {
-                        let reply = connection.within(since, reply).await;
-                        command.finish(&plan, Some(connection.settle(failed_as_err(reply))))
-                    })),
+                    Sent::Connecting(Some(reply)) => {
+                        let flight = metrics.begin(name);
+                        let slow = async move {
+                            let reply = connection.within(since, reply).await;
+                            let reply = connection.settle(failed_as_err(reply));
+                            flight.end(&reply);
+                            command.finish(&plan, Some(reply))
+                        };
+                        OneState::Slow(Box::pin(slow.instrument(span.clone())))
+                    }
                     // Nothing was sent: the general path, from the start.
-                    Sent::Full(_) => OneState::Slow(Box::pin(run_one(command))),
+                    Sent::Full(_) => {
+                        OneState::Slow(Box::pin(run_one(command).instrument(span.clone())))
+                    }
                     // The server is in backoff: nothing was sent.
                     Sent::Down(error) => {
-                        return Poll::Ready(command.finish(&plan, Some(Err(error))));
+                        let down = Err(error);
+                        metrics.begin(name).end(&down);
+                        return Poll::Ready(command.finish(&plan, Some(down)));
                     }
                 };
             }
@@ -138,17 +170,24 @@ pub(super) fn poll_one<'a, C: OneRequest<'a>>(
                 plan,
                 connection,
                 mut reply,
+                flight,
+                span,
             } => {
+                let entered = span.enter();
                 let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
+                    drop(entered);
                     *state = OneState::Wait {
                         command,
                         plan,
                         connection,
                         reply,
+                        flight,
+                        span,
                     };
                     return Poll::Pending;
                 };
                 let reply = connection.settle(failed_as_err(reply));
+                flight.end(&reply);
                 return Poll::Ready(command.finish(&plan, Some(reply)));
             }
             OneState::Slow(mut slow) => {
