@@ -76,7 +76,6 @@ pub(super) enum OneState<'a, C, T> {
         connection: &'a Connection,
         reply: Reply,
         flight: Flight<'a>,
-        span: Span,
     },
     /// A rare path (see [`run_one`]), boxed (and instrumented with the command's span).
     Slow(CommandFuture<'a, T>),
@@ -88,117 +87,122 @@ pub(super) enum OneState<'a, C, T> {
 /// over and waits for the reply itself: no allocation, no `async` layers.
 pub(super) fn poll_one<'a, C: OneRequest<'a>>(
     state: &mut OneState<'a, C, C::Output>,
+    span: &mut Option<Span>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<C::Output>> {
     loop {
-        match std::mem::replace(state, OneState::Done) {
-            OneState::Start(command) => {
-                let connection = command.inner().route(command.key());
-                let plan = match command.plan(connection) {
-                    Ok(plan) => plan,
-                    Err(error) => return Poll::Ready(Err(error)),
-                };
-                let name = command.command();
-                let learns = C::LEARNS_PROTOCOL && connection.protocol_unknown();
-                let meta = (!learns).then_some(plan.meta);
-                let span = span::one(name, connection, meta, command.key());
-                let _entered = span.enter();
-                if learns {
-                    // A fresh client under Protocol::Auto: the first commands wait for the
-                    // probe, to be encoded in the server's protocol (a classic read cannot
-                    // tell another client's lease placeholder from an empty value). The
-                    // input was checked first: a bad one sends nothing.
-                    let slow = async move {
-                        if let Err(error) = connection.learn_protocol().await {
-                            return command.finish(&plan, Some(Err(error)));
-                        }
-                        span::learned(connection);
-                        run_one(command).await
-                    };
-                    *state = OneState::Slow(Box::pin(slow.instrument(span.clone())));
-                    continue;
-                }
-                let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
-                let (sent, since) = connection.start(plan.expect, plan.quiet, 1, encode);
-                let metrics = connection.metrics();
-                *state = match sent.forget_encoder() {
-                    Sent::Ready(Some(reply)) => OneState::Wait {
-                        command,
-                        plan,
-                        connection,
-                        reply,
-                        flight: metrics.begin(name),
-                        span: span.clone(),
-                    },
-                    // A noreply request handed over.
-                    Sent::Ready(None) | Sent::Connecting(None) if plan.expect.is_none() => {
-                        metrics.begin(name).end(&Ok(()));
-                        return Poll::Ready(command.finish(&plan, None));
-                    }
-                    // Cannot happen: a request that expects a reply gets a way to it.
-                    Sent::Ready(None) | Sent::Connecting(None) => {
-                        let lost = Err(Error::UnexpectedClose);
-                        metrics.begin(name).end(&lost);
-                        return Poll::Ready(command.finish(&plan, Some(lost)));
-                    }
-                    // Queued while the connection opens: its reply is awaited within the
-                    // deadline.
-                    Sent::Connecting(Some(reply)) => {
-                        let flight = metrics.begin(name);
-                        let slow = async move {
-                            let reply = connection.within(since, reply).await;
-                            let reply = connection.settle(failed_as_err(reply));
-                            flight.end(&reply);
-                            command.finish(&plan, Some(reply))
-                        };
-                        OneState::Slow(Box::pin(slow.instrument(span.clone())))
-                    }
-                    // Nothing was sent: the general path, from the start.
-                    Sent::Full(_) => {
-                        OneState::Slow(Box::pin(run_one(command).instrument(span.clone())))
-                    }
-                    // The server is in backoff: nothing was sent.
-                    Sent::Down(error) => {
-                        let down = Err(error);
-                        metrics.begin(name).end(&down);
-                        return Poll::Ready(command.finish(&plan, Some(down)));
-                    }
-                };
-            }
-            OneState::Wait {
-                command,
-                plan,
-                connection,
-                mut reply,
-                flight,
-                span,
-            } => {
-                let entered = span.enter();
-                let Poll::Ready(reply) = Pin::new(&mut reply).poll(cx) else {
-                    drop(entered);
-                    *state = OneState::Wait {
-                        command,
-                        plan,
-                        connection,
-                        reply,
-                        flight,
-                        span,
-                    };
+        match state {
+            // Polled in place: a reply not there yet moves nothing.
+            OneState::Wait { reply, .. } => {
+                let _entered = span.as_ref().map(Span::enter);
+                let Poll::Ready(reply) = Pin::new(reply).poll(cx) else {
                     return Poll::Pending;
+                };
+                let OneState::Wait {
+                    command,
+                    plan,
+                    connection,
+                    flight,
+                    ..
+                } = std::mem::replace(state, OneState::Done)
+                else {
+                    unreachable!("matched as Wait above");
                 };
                 let reply = connection.settle(failed_as_err(reply));
                 flight.end(&reply);
                 return Poll::Ready(command.finish(&plan, Some(reply)));
             }
-            OneState::Slow(mut slow) => {
+            OneState::Slow(slow) => {
                 let poll = slow.as_mut().poll(cx);
-                if poll.is_pending() {
-                    *state = OneState::Slow(slow);
+                if poll.is_ready() {
+                    *state = OneState::Done;
                 }
                 return poll;
             }
             OneState::Done => panic!("a command future polled after it completed"),
+            OneState::Start(_) => {}
         }
+        let OneState::Start(command) = std::mem::replace(state, OneState::Done) else {
+            unreachable!("the other states returned above");
+        };
+        let connection = command.inner().route(command.key());
+        let plan = match command.plan(connection) {
+            Ok(plan) => plan,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        let name = command.command();
+        let learns = C::LEARNS_PROTOCOL && connection.protocol_unknown();
+        let meta = (!learns).then_some(plan.meta);
+        *span = span::one(name, connection, meta, command.key());
+        let _entered = span.as_ref().map(Span::enter);
+        if learns {
+            // A fresh client under Protocol::Auto: the first commands wait for the probe,
+            // to be encoded in the server's protocol (a classic read cannot tell another
+            // client's lease placeholder from an empty value). The input was checked
+            // first: a bad one sends nothing.
+            let slow = async move {
+                if let Err(error) = connection.learn_protocol().await {
+                    return command.finish(&plan, Some(Err(error)));
+                }
+                span::learned(connection);
+                run_one(command).await
+            };
+            *state = OneState::Slow(instrumented(slow, span));
+            continue;
+        }
+        let encode = |buf: &mut BytesMut, opaque| command.encode(&plan, buf, opaque);
+        let (sent, since) = connection.start(plan.expect, plan.quiet, 1, encode);
+        let metrics = connection.metrics();
+        *state = match sent.forget_encoder() {
+            Sent::Ready(Some(reply)) => OneState::Wait {
+                command,
+                plan,
+                connection,
+                reply,
+                flight: metrics.begin(name),
+            },
+            // A noreply request handed over.
+            Sent::Ready(None) | Sent::Connecting(None) if plan.expect.is_none() => {
+                metrics.begin(name).end(&Ok(()));
+                return Poll::Ready(command.finish(&plan, None));
+            }
+            // Cannot happen: a request that expects a reply gets a way to it.
+            Sent::Ready(None) | Sent::Connecting(None) => {
+                let lost = Err(Error::UnexpectedClose);
+                metrics.begin(name).end(&lost);
+                return Poll::Ready(command.finish(&plan, Some(lost)));
+            }
+            // Queued while the connection opens: its reply is awaited within the deadline.
+            Sent::Connecting(Some(reply)) => {
+                let flight = metrics.begin(name);
+                let slow = async move {
+                    let reply = connection.within(since, reply).await;
+                    let reply = connection.settle(failed_as_err(reply));
+                    flight.end(&reply);
+                    command.finish(&plan, Some(reply))
+                };
+                OneState::Slow(instrumented(slow, span))
+            }
+            // Nothing was sent: the general path, from the start.
+            Sent::Full(_) => OneState::Slow(instrumented(run_one(command), span)),
+            // The server is in backoff: nothing was sent.
+            Sent::Down(error) => {
+                let down = Err(error);
+                metrics.begin(name).end(&down);
+                return Poll::Ready(command.finish(&plan, Some(down)));
+            }
+        };
+    }
+}
+
+/// `slow`, boxed, in `span` (when there is one).
+fn instrumented<'a, T>(
+    slow: impl Future<Output = Result<T>> + Send + 'a,
+    span: &Option<Span>,
+) -> CommandFuture<'a, T> {
+    match span {
+        Some(span) => Box::pin(slow.instrument(span.clone())),
+        None => Box::pin(slow),
     }
 }
 
@@ -210,6 +214,8 @@ macro_rules! one_request_future {
         #[must_use = "futures do nothing unless polled"]
         pub struct $future<'a, $($g),*> {
             state: OneState<'a, $name<'a, $($g),*>, $out>,
+            /// The command's span, once it has started (and a subscriber wants it).
+            span: Option<tracing::Span>,
         }
 
         // The command is never pinned: the state machine moves it freely.
@@ -228,6 +234,7 @@ macro_rules! one_request_future {
             fn into_future(self) -> Self::IntoFuture {
                 $future {
                     state: OneState::Start(self),
+                    span: None,
                 }
             }
         }
@@ -236,7 +243,8 @@ macro_rules! one_request_future {
             type Output = Result<$out>;
 
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-                poll_one(&mut self.get_mut().state, cx)
+                let this = self.get_mut();
+                poll_one(&mut this.state, &mut this.span, cx)
             }
         }
     };

@@ -8,6 +8,7 @@
 //! fields are not even evaluated.
 
 use tracing::field::Empty;
+use tracing::level_filters::LevelFilter;
 use tracing::{Level, Span};
 
 use crate::connection::Connection;
@@ -25,13 +26,31 @@ fn protocol(meta: bool) -> &'static str {
 }
 
 /// The span of a single-key command going to `connection`, in the protocol `meta` says
-/// (`None`: not known yet; [`learned`] records it later).
+/// (`None`: not known yet; [`learned`] records it later). `None` when no subscriber wants
+/// it: the command's future then carries no span at all (nothing to enter or drop on the
+/// hot path).
+#[inline(always)]
 pub(crate) fn one(
     command: Command,
     connection: &Connection,
     meta: Option<bool>,
     key: &[u8],
-) -> Span {
+) -> Option<Span> {
+    // The cheapest test first (one load), inlined into the command's future: no
+    // subscriber, or none that wants debug spans of anything.
+    if Level::DEBUG > LevelFilter::current() {
+        return None;
+    }
+    wanted(command, connection, meta, key)
+}
+
+/// [`one`], once the level may be wanted.
+fn wanted(
+    command: Command,
+    connection: &Connection,
+    meta: Option<bool>,
+    key: &[u8],
+) -> Option<Span> {
     let span = tracing::debug_span!(
         target: TARGET,
         "memcache",
@@ -41,10 +60,13 @@ pub(crate) fn one(
         protocol = meta.map(protocol),
         key = Empty,
     );
-    if !span.is_disabled() && tracing::enabled!(target: TARGET, Level::TRACE) {
+    if span.is_disabled() {
+        return None;
+    }
+    if tracing::enabled!(target: TARGET, Level::TRACE) {
         span.record("key", String::from_utf8_lossy(key).as_ref());
     }
-    span
+    Some(span)
 }
 
 /// Records on the current span the protocol `connection` turned out to speak.
