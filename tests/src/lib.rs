@@ -36,6 +36,7 @@ mod logs;
 mod memcached;
 mod nutcracker;
 pub mod raw;
+mod recorder;
 mod scripted;
 mod wait;
 
@@ -44,5 +45,6 @@ pub use logs::{LogCapture, LogLine, SpanLine};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};
+pub use recorder::TestRecorder;
 pub use scripted::{Answer, Request, ScriptedServer};
 pub use wait::eventually;

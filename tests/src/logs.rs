@@ -158,7 +158,10 @@ impl Visit for Text {
 
 impl Subscriber for LogCapture {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.max_level.map_or(true, |max| *metadata.level() <= max)
+        match self.max_level {
+            Some(max) => *metadata.level() <= max,
+            None => true,
+        }
     }
 
     fn new_span(&self, attributes: &Attributes<'_>) -> Id {

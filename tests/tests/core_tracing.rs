@@ -156,8 +156,7 @@ async fn multi_key_and_server_wide_commands_count_keys_and_servers() {
     }
     let single = spans
         .iter()
-        .filter(|span| span.field("command") == Some("get_many"))
-        .last()
+        .rfind(|span| span.field("command") == Some("get_many"))
         .expect("the single server's get_many");
     assert_eq!(single.field("keys"), Some("2"));
     assert_eq!(single.field("server"), Some(servers[0].addr().as_str()));
