@@ -248,7 +248,7 @@
 //!
 //! | field | what |
 //! |---|---|
-//! | `command` | `get`, `gets`, `gat`, `gats`, `get_many`, `gets_many`, `set`, `add`, `replace`, `append`, `prepend`, `cas`, `set_many`, `delete`, `delete_many`, `touch`, `incr`, `decr`, `lease`, `stats`, `version`, `flush_all`, `verbosity`, `cache_memlimit`, `quit` |
+//! | `command` | `get`, `gets`, `gat`, `gats`, `get_many`, `gets_many`, `set`, `add`, `replace`, `append`, `prepend`, `cas`, `set_many`, `delete`, `invalidate`, `delete_many`, `touch`, `incr`, `decr`, `lease`, `stats`, `version`, `flush_all`, `verbosity`, `cache_memlimit`, `quit` |
 //! | `keys` | how many keys (0 for the server-wide commands) |
 //! | `server` | the server (`host:port` or the socket path), when the command goes to one |
 //! | `servers` | how many servers, when it goes to several |

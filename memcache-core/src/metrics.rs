@@ -27,6 +27,7 @@ pub(crate) enum Command {
     Cas,
     SetMany,
     Delete,
+    Invalidate,
     DeleteMany,
     Touch,
     Incr,
@@ -47,7 +48,7 @@ pub(crate) enum Command {
 impl Command {
     /// Every command, in the order of their index.
     #[cfg(feature = "metrics")]
-    const ALL: [Command; 27] = [
+    const ALL: [Command; 28] = [
         Command::Get,
         Command::Gets,
         Command::Gat,
@@ -62,6 +63,7 @@ impl Command {
         Command::Cas,
         Command::SetMany,
         Command::Delete,
+        Command::Invalidate,
         Command::DeleteMany,
         Command::Touch,
         Command::Incr,
@@ -94,6 +96,7 @@ impl Command {
             Command::Cas => "cas",
             Command::SetMany => "set_many",
             Command::Delete => "delete",
+            Command::Invalidate => "invalidate",
             Command::DeleteMany => "delete_many",
             Command::Touch => "touch",
             Command::Incr => "incr",

@@ -75,7 +75,9 @@ mod storage;
 
 pub use admin::{Admin, FetchStats};
 pub use arith::{Arith, ArithFuture};
-pub use deletion::{Delete, DeleteFuture, DeleteMany, Touch, TouchFuture};
+pub use deletion::{
+    Delete, DeleteFuture, DeleteMany, Invalidate, InvalidateFuture, Touch, TouchFuture,
+};
 pub use lease::LeaseGet;
 pub use multi::{Partial, Partially};
 pub use retrieval::{

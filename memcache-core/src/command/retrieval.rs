@@ -237,9 +237,14 @@ fn one_kind(meta: bool) -> Kind {
 
 /// An empty value that a lease created on a miss (`mg ... N`): memcached marks it `W` (to
 /// the client that won the lease) or `Z` (to everyone after), and not `X` (a stale value
-/// that was invalidated, which holds real data).
-fn is_placeholder(item: &Item) -> bool {
-    item.lease & (WON | BUSY) != 0 && item.lease & STALE == 0 && item.data.is_empty()
+/// that was invalidated, which holds real data); it has no flags. (A real value inside its
+/// refresh-ahead window is marked `W`/`Z` too; only an empty one without flags is taken
+/// for a placeholder.)
+pub(super) fn is_placeholder(item: &Item) -> bool {
+    item.lease & (WON | BUSY) != 0
+        && item.lease & STALE == 0
+        && item.data.is_empty()
+        && item.flags == 0
 }
 
 fn into_map<K: Eq + Hash, T>(
