@@ -238,6 +238,69 @@
 //! cluster), so a wrong password causes no retry storm. The password appears in no
 //! `Debug`, log line or error. It works over both protocols.
 //!
+//! # Tracing
+//!
+//! The client reports through [`tracing`](https://docs.rs/tracing); with no subscriber,
+//! or none interested, it costs a load and a branch per command.
+//!
+//! **Spans.** Every command runs in a span named `memcache`, target
+//! `memcache_core::command`, at `debug` level, with these fields:
+//!
+//! | field | what |
+//! |---|---|
+//! | `command` | `get`, `gets`, `gat`, `gats`, `get_many`, `gets_many`, `set`, `add`, `replace`, `append`, `prepend`, `cas`, `set_many`, `delete`, `invalidate`, `delete_many`, `touch`, `incr`, `decr`, `lease`, `stats`, `version`, `flush_all`, `verbosity`, `cache_memlimit`, `quit` |
+//! | `keys` | how many keys (0 for the server-wide commands) |
+//! | `server` | the server (`host:port` or the socket path), when the command goes to one |
+//! | `servers` | how many servers, when it goes to several |
+//! | `protocol` | `meta` or `classic`: how the request was encoded (a fresh client's first read records it once the probe has answered) |
+//! | `key` | the key (before the client's `key_prefix`), single-key commands only, and only when `trace` is enabled for the target |
+//!
+//! Values are never recorded. Events the client emits while a command runs (an error
+//! turned into a miss by `ignore_exc`, say) are inside its span.
+//!
+//! **Events**, all under the target `memcache_core` (by module: `memcache_core::connection::*`):
+//!
+//! | level | message | fields |
+//! |---|---|---|
+//! | debug | `connected` | `server`, `meta` (whether it speaks the meta protocol) |
+//! | debug | `connection ready` (probe answered, login done) | `server`, `meta` |
+//! | debug | `the server hung up on the probe: classic` | `server` |
+//! | debug | `logged in` | `user` |
+//! | warn | `connection to the server failed; reconnecting` (a healthy server's first failure) | `server`, `error`, `outstanding` |
+//! | debug | `the server is still failing` | `server`, `error`, `outstanding`, `failures`, `retry_in` |
+//! | warn | `the server is dead` (several servers, retries used up) | `server`, `error`, `failures`, `dead_for` |
+//! | debug | `probed a dead server` | `server`, `ok` |
+//! | info | `the server answers again` | `server`, `failures` |
+//! | debug | `no reply from the server for the timeout: closing the connection` | `server`, `silent` |
+//! | debug | `connection closed while idle` | `server`, `error` |
+//! | warn | `a noreply request failed ...` (quiet meta writes the server refused) | `server`, `error`, `keys` |
+//! | debug | `ignore_exc: ...` (an error hidden as a miss or as not stored) | `error`, `server` |
+//!
+//! # Metrics
+//!
+//! With the cargo feature `metrics`, each server reports through the
+//! [`metrics`](https://docs.rs/metrics) facade, to whatever recorder (exporter) the
+//! application installs, **before building the client**: each server's handles are
+//! registered once, when the client is built, so that recording costs no lookup. Every
+//! metric carries the label `server` (`host:port` or the socket path).
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `memcache_requests_total` | counter | `server`, `command` | requests handed to the server (`command` as the span field, plus `release_lease`, and `probe` for the client's own `version`s: a fresh connection's wait for its protocol probe, the probe of a dead server) |
+//! | `memcache_request_duration_seconds` | histogram | `server`, `command` | from handing the request over to its outcome (for noreply: until handed over) |
+//! | `memcache_errors_total` | counter | `server`, `kind` | requests that failed, by `kind`: `timeout`, `connect_timeout`, `io`, `closed`, `server_down`, `protocol`, `server_error`, `client_error`, `unknown_command`, `value_too_large`, `auth`, `address`, `illegal_input`, `other` |
+//! | `memcache_timeouts_total` | counter | `server` | requests that timed out (connecting or waiting) |
+//! | `memcache_requests_in_flight` | gauge | `server` | requests handed over and not yet answered or given up |
+//! | `memcache_connections_opened_total` | counter | `server` | connections opened (the first, and every reconnect) |
+//! | `memcache_connect_failures_total` | counter | `server` | connection attempts that failed (refused, timed out, login refused) |
+//! | `memcache_server_up` | gauge | `server` | 1 while the server answers (or was not tried yet), 0 from a failure until it answers again |
+//! | `memcache_server_dead` | gauge | `server` | 1 while a server of several is dead (out of the ring with failover) |
+//! | `memcache_bytes_read_total` | counter | `server` | bytes read from the server |
+//! | `memcache_bytes_written_total` | counter | `server` | bytes written to the server |
+//! | `memcache_noreply_failures_total` | counter | `server` | quiet (noreply) meta writes the server reported as failed |
+//!
+//! Without the feature none of this is compiled.
+//!
 //! # Pipelining
 //!
 //! All clones of a `Client` share one connection per server, each served by a driver
@@ -323,6 +386,7 @@ mod connection;
 mod credentials;
 mod error;
 mod key;
+mod metrics;
 mod protocol;
 mod ring;
 mod url;

@@ -60,6 +60,15 @@ pub enum Lease {
         /// protocol.
         token: Option<CasToken>,
     },
+    /// A fresh value inside its [refresh-ahead](crate::command::LeaseGet::refresh_ahead)
+    /// window, and this caller (alone of all readers) is asked to recompute and store it
+    /// before it expires; the others read it as a `Hit` meanwhile.
+    Refresh {
+        /// The value, still good to serve.
+        value: Value,
+        /// Its CAS unique, for a store that must not overwrite a newer one.
+        token: Option<CasToken>,
+    },
     /// Another client holds the lease and is recomputing the value.
     Busy {
         /// The previous value, if it was invalidated rather than missing: serve it meanwhile.

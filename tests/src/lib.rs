@@ -36,13 +36,15 @@ mod logs;
 mod memcached;
 mod nutcracker;
 pub mod raw;
+mod recorder;
 mod scripted;
 mod wait;
 
 pub use fault_proxy::{FaultMode, FaultProxy};
-pub use logs::{LogCapture, LogLine};
+pub use logs::{LogCapture, LogLine, SpanLine};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};
+pub use recorder::TestRecorder;
 pub use scripted::{Answer, Request, ScriptedServer};
 pub use wait::eventually;

@@ -1,7 +1,8 @@
-//! Capturing the `tracing` events the code under test emits, to count its log lines.
+//! Capturing the `tracing` events and spans the code under test emits, to count its log
+//! lines and look at its spans' fields.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tracing::field::{Field, Visit};
@@ -17,6 +18,29 @@ pub struct LogLine {
     pub target: String,
     /// Its message and fields, `message field=value ...`.
     pub text: String,
+    /// The span it was emitted in (the thread's innermost entered span), if any: its
+    /// index in [`LogCapture::spans`].
+    pub span: Option<usize>,
+}
+
+/// One captured span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanLine {
+    /// Its name.
+    pub name: String,
+    /// Its level.
+    pub level: Level,
+    /// Its target.
+    pub target: String,
+    /// The fields recorded on it (at creation or later), each as its `Debug` form.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl SpanLine {
+    /// The recorded value of `field`, if any.
+    pub fn field(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
+    }
 }
 
 /// A `tracing` subscriber that keeps every event, for a test to look at. Install it on the
@@ -25,13 +49,42 @@ pub struct LogLine {
 #[derive(Debug, Clone, Default)]
 pub struct LogCapture {
     lines: Arc<Mutex<Vec<LogLine>>>,
-    spans: Arc<AtomicU64>,
+    spans: Arc<Mutex<Vec<SpanLine>>>,
+    /// Each span's metadata, by index, for `current_span`.
+    metadata: Arc<Mutex<Vec<&'static Metadata<'static>>>>,
+    /// The most verbose level it is interested in (`None`: every level).
+    max_level: Option<Level>,
+}
+
+thread_local! {
+    /// The spans entered on this thread, innermost last (their ids).
+    static ENTERED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl LogCapture {
     /// A capture that has seen nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A capture interested only in what is at `level` or less verbose (so that code
+    /// asking `tracing::enabled!` for a more verbose level is told no).
+    pub fn up_to(level: Level) -> Self {
+        LogCapture {
+            max_level: Some(level),
+            ..Self::default()
+        }
+    }
+
+    /// Every span so far, in the order they were created.
+    pub fn spans(&self) -> Vec<SpanLine> {
+        self.span_lock().clone()
+    }
+
+    fn span_lock(&self) -> MutexGuard<'_, Vec<SpanLine>> {
+        self.spans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The capture that is the process's global subscriber (installed on first use): it sees
@@ -80,6 +133,19 @@ impl LogCapture {
 /// Writes an event's fields as `message name=value ...`.
 struct Text(String);
 
+/// Collects fields into a map, each as its `Debug` form.
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
 impl Visit for Text {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
@@ -91,15 +157,40 @@ impl Visit for Text {
 }
 
 impl Subscriber for LogCapture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        match self.max_level {
+            Some(max) => *metadata.level() <= max,
+            None => true,
+        }
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(self.spans.fetch_add(1, Ordering::Relaxed) + 1)
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let metadata = attributes.metadata();
+        self.metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(metadata);
+        let mut fields = BTreeMap::new();
+        attributes.record(&mut Fields(&mut fields));
+        let mut spans = self.span_lock();
+        spans.push(SpanLine {
+            name: metadata.name().to_owned(),
+            level: *metadata.level(),
+            target: metadata.target().to_owned(),
+            fields,
+        });
+        Id::from_u64(spans.len() as u64)
     }
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut spans = self.span_lock();
+        if let Some(line) = usize::try_from(span.into_u64() - 1)
+            .ok()
+            .and_then(|at| spans.get_mut(at))
+        {
+            values.record(&mut Fields(&mut line.fields));
+        }
+    }
 
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
@@ -111,10 +202,34 @@ impl Subscriber for LogCapture {
             level: *metadata.level(),
             target: metadata.target().to_owned(),
             text: text.0.trim_end().to_owned(),
+            span: ENTERED.with(|entered| entered.borrow().last().map(|id| (*id - 1) as usize)),
         });
     }
 
-    fn enter(&self, _: &Id) {}
+    fn current_span(&self) -> tracing_core::span::Current {
+        let metadata = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        ENTERED.with(|entered| {
+            let id = entered.borrow().last().copied();
+            match id.and_then(|id| Some((id, *metadata.get(usize::try_from(id - 1).ok()?)?))) {
+                Some((id, meta)) => tracing_core::span::Current::new(Id::from_u64(id), meta),
+                None => tracing_core::span::Current::none(),
+            }
+        })
+    }
 
-    fn exit(&self, _: &Id) {}
+    fn enter(&self, span: &Id) {
+        ENTERED.with(|entered| entered.borrow_mut().push(span.into_u64()));
+    }
+
+    fn exit(&self, span: &Id) {
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            if let Some(at) = entered.iter().rposition(|id| *id == span.into_u64()) {
+                entered.remove(at);
+            }
+        });
+    }
 }

@@ -334,11 +334,19 @@ async fn dropped_futures_with(protocol: Protocol) {
         assert_eq!(hit.data, format!("dropper-value-{i}"));
     }
     assert_eq!(proxy.connections(), 1, "the connection was never closed");
-    // Every dropped request was still sent and answered (its answer discarded): the server
-    // counted each key of each retrieval: 8 x 20 gets + 8 x 20 get_many of 2 keys by the
-    // droppers, 8 x 25 gets by the waiters, and the 8 final gets.
+    // Every request that was answered was sent once: at most each key of each retrieval
+    // (8 x 20 gets + 8 x 20 get_many of 2 keys by the droppers, 8 x 25 gets by the
+    // waiters, the 8 final gets). A dropped request was sent (and its answer discarded)
+    // unless its caller had gone before it was written (under load the 300 us give-up
+    // can come first; such a request is not written at all), so the dropped calls make
+    // up the difference, and at least every call that completed was counted.
     let stats = raw_stats(&server.addr());
-    assert_eq!(stats["cmd_get"], (160 + 320 + 200 + 8).to_string());
+    let counted: usize = stats["cmd_get"].parse().expect("cmd_get is a number");
+    let completed = 320 - dropped;
+    assert!(
+        (208 + completed..=160 + 320 + 200 + 8).contains(&counted),
+        "cmd_get {counted} with {dropped} dropped calls"
+    );
 }
 
 /// The `get`/`gets` command lines memcached logged (`-vv`): each line's key count.

@@ -195,3 +195,106 @@ async fn a_lease_placeholder_reads_as_a_miss_over_meta() {
     assert_eq!(raw_command(&server.addr(), b"md old I T30\r\n"), b"HD\r\n");
     assert_eq!(reader.get("old").await.unwrap().unwrap().data, "v1");
 }
+
+#[tokio::test]
+async fn invalidate_keeps_the_stale_value_for_all_but_one_reader() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Meta),
+        client(&server.addr(), Protocol::Meta),
+    );
+    a.set("page", "old").ttl(300).noreply(false).await.unwrap();
+    assert!(a.invalidate("page").ttl(30).noreply(false).await.unwrap());
+    assert!(!a.invalidate("absent").noreply(false).await.unwrap());
+    // The first reader (of either client) is told to recompute, with the stale value.
+    match b.lease("page", 30).await.unwrap() {
+        Lease::Won {
+            stale: Some(value),
+            token: Some(_),
+        } => assert_eq!(&value.data[..], b"old"),
+        other => panic!("expected the win with the stale value, got {other:?}"),
+    }
+    // Everyone after reads the stale value, leases and plain gets alike.
+    for _ in 0..3 {
+        match a.lease("page", 30).await.unwrap() {
+            Lease::Busy { stale: Some(value) } => assert_eq!(&value.data[..], b"old"),
+            other => panic!("expected the stale value, got {other:?}"),
+        }
+        let read = a.get("page").await.unwrap().expect("the stale value");
+        assert_eq!(&read.data[..], b"old");
+    }
+    // The new value ends it.
+    b.set("page", "new").noreply(false).await.unwrap();
+    assert_eq!(
+        data(&a.lease("page", 30).await.unwrap()),
+        Some(b"new".to_vec())
+    );
+    // Quiet over meta (noreply, the default), and a delete over classic.
+    a.invalidate("page").await.unwrap();
+    assert!(matches!(
+        a.lease("page", 30).await.unwrap(),
+        Lease::Won { stale: Some(_), .. }
+    ));
+    let classic = client(&server.addr(), Protocol::Classic);
+    assert!(classic.invalidate("page").noreply(false).await.unwrap());
+    assert_eq!(raw_command(&server.addr(), b"get page\r\n"), b"END\r\n");
+}
+
+#[tokio::test]
+async fn refresh_ahead_asks_one_reader_to_recompute_and_the_others_keep_hitting() {
+    let server = Memcached::start();
+    let (a, b) = (
+        client(&server.addr(), Protocol::Meta),
+        client(&server.addr(), Protocol::Meta),
+    );
+    a.set("hot", "v1")
+        .flags(5)
+        .ttl(100)
+        .noreply(false)
+        .await
+        .unwrap();
+    // More than the window left: a plain hit for everyone.
+    assert_eq!(
+        data(&a.lease("hot", 30).refresh_ahead(10).await.unwrap()),
+        Some(b"v1".to_vec())
+    );
+    a.set("hot", "v1")
+        .flags(5)
+        .ttl(5)
+        .noreply(false)
+        .await
+        .unwrap();
+    // Under the window: one reader refreshes, with the value to serve meanwhile.
+    match b.lease("hot", 30).refresh_ahead(10).await.unwrap() {
+        Lease::Refresh {
+            value,
+            token: Some(_),
+        } => {
+            assert_eq!(&value.data[..], b"v1");
+            assert_eq!(value.flags, 5);
+        }
+        other => panic!("expected the refresh, got {other:?}"),
+    }
+    // The others keep hitting: leases, leases without the window, plain gets.
+    for _ in 0..3 {
+        assert_eq!(
+            data(&a.lease("hot", 30).refresh_ahead(10).await.unwrap()),
+            Some(b"v1".to_vec())
+        );
+        assert_eq!(
+            data(&a.lease("hot", 30).await.unwrap()),
+            Some(b"v1".to_vec())
+        );
+        assert_eq!(&a.get("hot").await.unwrap().unwrap().data[..], b"v1");
+    }
+    b.set("hot", "v2")
+        .flags(5)
+        .ttl(100)
+        .noreply(false)
+        .await
+        .unwrap();
+    assert_eq!(
+        data(&a.lease("hot", 30).refresh_ahead(10).await.unwrap()),
+        Some(b"v2".to_vec())
+    );
+}

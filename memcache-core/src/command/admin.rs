@@ -4,13 +4,15 @@
 use std::future::IntoFuture;
 
 use bytes::BytesMut;
+use tracing::Instrument;
 
 use super::multi::every_server;
-use super::CommandFuture;
+use super::{span, CommandFuture};
 use crate::client::{mismatched, Client};
 use crate::cluster::PerServer;
 use crate::connection::Connection;
 use crate::error::{Error, IllegalInput, Result};
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Response, Status};
 use crate::value::Stats;
@@ -43,13 +45,15 @@ impl<'a> FetchStats<'a> {
         let stats = |connection: &'a Connection| async move {
             let encode =
                 |buf: &mut BytesMut, _| request::stats(buf, args.iter().map(String::as_bytes));
-            let result = match connection.request(Expect::one(Kind::Stats), encode).await {
+            let request = connection.request(Command::Stats, Expect::one(Kind::Stats), encode);
+            let result = match request.await {
                 Ok(Response::Stats(entries)) => Ok(Stats::new(entries)),
                 Ok(other) => Err(connection.name(mismatched(&other))),
                 Err(error) => Err(error),
             };
             inner.miss_on_error(result)
         };
+        span::spread(false, inner.cluster.connections().iter());
         Ok(every_server(inner.cluster.connections(), stats).await)
     }
 }
@@ -59,7 +63,8 @@ impl<'a> IntoFuture for FetchStats<'a> {
     type IntoFuture = CommandFuture<'a, PerServer<Stats>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        let span = span::many(Command::Stats, 0);
+        Box::pin(self.run().instrument(span))
     }
 }
 
@@ -70,7 +75,7 @@ impl<'a> IntoFuture for FetchStats<'a> {
 #[must_use = "a command does nothing until it is awaited"]
 pub struct Admin<'a> {
     client: &'a Client,
-    name: &'static str,
+    command: Command,
     arg: Option<u64>,
     noreply: bool,
 }
@@ -95,17 +100,22 @@ impl<'a> Admin<'a> {
             Some(arg) => std::slice::from_ref(arg),
             None => &[],
         };
-        let (name, noreply) = (self.name, self.noreply);
+        let (command, noreply) = (self.command, self.noreply);
+        let name = command.name();
         let admin = |connection: &'a Connection| async move {
             let encode = |buf: &mut BytesMut, _| request::simple(buf, name, args, noreply);
             if noreply {
-                return connection.send_noreply(false, 1, encode).await;
+                return connection.send_noreply(command, false, 1, encode).await;
             }
-            match connection.request(Expect::one(Kind::Ok), encode).await? {
+            match connection
+                .request(command, Expect::one(Kind::Ok), encode)
+                .await?
+            {
                 Response::Status(Status::Ok) => Ok(()),
                 other => Err(connection.name(mismatched(&other))),
             }
         };
+        span::spread(false, inner.cluster.connections().iter());
         Ok(every_server(inner.cluster.connections(), admin).await)
     }
 }
@@ -115,7 +125,8 @@ impl<'a> IntoFuture for Admin<'a> {
     type IntoFuture = CommandFuture<'a, PerServer<()>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        let span = span::many(self.command, 0);
+        Box::pin(self.run().instrument(span))
     }
 }
 
@@ -123,7 +134,7 @@ impl<'a> IntoFuture for Admin<'a> {
 async fn version_of(connection: &Connection) -> Result<String> {
     let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
     match connection
-        .request(Expect::one(Kind::Version), encode)
+        .request(Command::Version, Expect::one(Kind::Version), encode)
         .await?
     {
         Response::Version(version) => Ok(version),
@@ -151,7 +162,12 @@ impl Client {
     /// None for the call itself: each server's connection, timeout or server error is in
     /// its entry.
     pub async fn version(&self) -> Result<PerServer<String>> {
-        Ok(every_server(self.inner.cluster.connections(), version_of).await)
+        let connections = self.inner.cluster.connections();
+        let version = async {
+            span::spread(false, connections.iter());
+            every_server(connections, version_of).await
+        };
+        Ok(version.instrument(span::many(Command::Version, 0)).await)
     }
 
     /// Invalidates every item on every server, now or after [`Admin::delay`] seconds.
@@ -163,7 +179,7 @@ impl Client {
     pub fn flush_all(&self) -> Admin<'_> {
         Admin {
             client: self,
-            name: "flush_all",
+            command: Command::FlushAll,
             arg: None,
             noreply: self.inner.config.default_noreply,
         }
@@ -176,7 +192,7 @@ impl Client {
     pub fn verbosity(&self, level: u32) -> Admin<'_> {
         Admin {
             client: self,
-            name: "verbosity",
+            command: Command::Verbosity,
             arg: Some(u64::from(level)),
             noreply: false,
         }
@@ -189,7 +205,7 @@ impl Client {
     pub fn cache_memlimit(&self, megabytes: u64) -> Admin<'_> {
         Admin {
             client: self,
-            name: "cache_memlimit",
+            command: Command::CacheMemlimit,
             arg: Some(megabytes),
             noreply: false,
         }
@@ -201,6 +217,11 @@ impl Client {
     /// # Errors
     /// None in practice; the signature leaves room for transports that report one.
     pub async fn quit(&self) -> Result<PerServer<()>> {
-        Ok(every_server(self.inner.cluster.connections(), Connection::quit).await)
+        let connections = self.inner.cluster.connections();
+        let quit = async {
+            span::spread(false, connections.iter());
+            every_server(connections, Connection::quit).await
+        };
+        Ok(quit.instrument(span::many(Command::Quit, 0)).await)
     }
 }

@@ -11,6 +11,7 @@ use super::Plan;
 use crate::client::{mismatched, Client, Inner};
 use crate::connection::Connection;
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Kind, Opaque, Response, Status};
 
@@ -39,6 +40,14 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Arith<'a, K> {
 
     fn inner(&self) -> &'a Inner {
         &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        if self.incr {
+            Command::Incr
+        } else {
+            Command::Decr
+        }
     }
 
     fn key(&self) -> &[u8] {

@@ -5,13 +5,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tracing::Span;
 
 use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
+use super::span;
 use super::{batch_size, found, many, Plan};
 use crate::client::{mismatched, Client, Inner};
 use crate::connection::Connection;
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
 
@@ -38,6 +41,10 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
 
     fn inner(&self) -> &'a Inner {
         &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        Command::Delete
     }
 
     fn key(&self) -> &[u8] {
@@ -67,6 +74,75 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Delete<'a, K> {
 one_request_future!(
     /// The future of [`Delete`].
     DeleteFuture for Delete<K> => bool
+);
+
+/// `md <key> I [T<ttl>]`: see [`Client::invalidate`].
+#[derive(Debug)]
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Invalidate<'a, K> {
+    client: &'a Client,
+    key: K,
+    ttl: Option<u32>,
+    noreply: Option<bool>,
+}
+
+impl<'a, K: AsRef<[u8]>> Invalidate<'a, K> {
+    /// How many more seconds the stale value is kept (to be served while one reader
+    /// recomputes it); by default it keeps the time it had left.
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// Overrides the client's default noreply for this call (noreply returns `true`
+    /// without waiting; over meta it is quiet, so a failure is still reported).
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+}
+
+impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Invalidate<'a, K> {
+    type Output = bool;
+
+    fn inner(&self) -> &'a Inner {
+        &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        Command::Invalidate
+    }
+
+    fn key(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    fn plan(&self, connection: &Connection) -> Result<Plan> {
+        Delete {
+            client: self.client,
+            key: self.key.as_ref(),
+            noreply: self.noreply,
+        }
+        .plan(connection)
+    }
+
+    fn encode(&self, plan: &Plan, buf: &mut BytesMut, opaque: Opaque) {
+        let prefix = self.inner().config.keys.prefix();
+        let (key, noreply) = (self.key.as_ref(), plan.noreply_flag());
+        if plan.meta {
+            request::meta_invalidate(buf, prefix, key, self.ttl, noreply, opaque);
+        } else {
+            request::delete(buf, prefix, key, noreply);
+        }
+    }
+
+    fn finish(self, _: &Plan, reply: Option<Result<Response>>) -> Result<bool> {
+        found(reply, Status::Deleted)
+    }
+}
+one_request_future!(
+    /// The future of [`Invalidate`].
+    InvalidateFuture for Invalidate<K> => bool
 );
 
 /// `md <key> [q] O<opaque>` or `delete <key> [noreply]`.
@@ -101,6 +177,10 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
         self
     }
 
+    fn span(&self) -> Span {
+        span::many(Command::DeleteMany, self.keys.len())
+    }
+
     async fn run(self) -> Result<()> {
         let inner = &self.client.inner;
         for key in &self.keys {
@@ -114,6 +194,7 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             .cluster
             .split(&self.keys, AsRef::as_ref, AsRef::as_ref);
         let connections = inner.cluster.connections();
+        span::spread(true, groups.iter().map(|group| &connections[group.server]));
         if let [group] = &groups[..] {
             return self
                 .delete_group(&connections[group.server], &group.items)
@@ -141,7 +222,9 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             }
         };
         if noreply {
-            return connection.send_noreply(meta, count, encode).await;
+            return connection
+                .send_noreply(Command::DeleteMany, meta, count, encode)
+                .await;
         }
         let expect = Expect {
             kind: if meta { Kind::MetaDelete } else { Kind::Delete },
@@ -149,7 +232,12 @@ impl<'a, K: AsRef<[u8]>> DeleteMany<'a, K> {
             opaque: None,
             items: 1,
         };
-        let replies = many(connection.request(expect, encode).await?, count);
+        let replies = many(
+            connection
+                .request(Command::DeleteMany, expect, encode)
+                .await?,
+            count,
+        );
         for reply in replies.map_err(|error| connection.name(error))? {
             match reply {
                 Response::Status(Status::Deleted | Status::NotFound) => {}
@@ -186,6 +274,10 @@ impl<'a, K: AsRef<[u8]> + Send + Sync + 'a> OneRequest<'a> for Touch<'a, K> {
 
     fn inner(&self) -> &'a Inner {
         &self.client.inner
+    }
+
+    fn command(&self) -> Command {
+        Command::Touch
     }
 
     fn key(&self) -> &[u8] {
@@ -235,6 +327,27 @@ impl Client {
         Delete {
             client: self,
             key,
+            noreply: None,
+        }
+    }
+
+    /// Marks a value stale instead of deleting it (memcached's `md <key> I`), so that a
+    /// write does not start a stampede: the next [`lease`](Self::lease) reader (of all
+    /// clients) is told to recompute it ([`Lease::Won`](crate::Lease::Won) with the stale
+    /// value), and the others read the stale value meanwhile
+    /// ([`Lease::Busy`](crate::Lease::Busy) with it; a plain [`get`](Self::get) returns it
+    /// as a hit) until the new one is stored. `true` when the key existed. noreply by
+    /// default, as [`delete`](Self::delete).
+    ///
+    /// Without the meta protocol (classic servers, proxies) it is a `delete`.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete).
+    pub fn invalidate<K: AsRef<[u8]>>(&self, key: K) -> Invalidate<'_, K> {
+        Invalidate {
+            client: self,
+            key,
+            ttl: None,
             noreply: None,
         }
     }

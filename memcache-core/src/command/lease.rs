@@ -3,9 +3,13 @@
 use std::future::IntoFuture;
 
 use bytes::BytesMut;
+use tracing::Span;
 
+use super::retrieval::is_placeholder;
+use super::span;
 use crate::client::{mismatched, Client};
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Item, Kind, Response, BUSY, STALE, WON};
 use crate::value::{CasToken, Lease};
@@ -17,15 +21,31 @@ pub struct LeaseGet<'a, K> {
     client: &'a Client,
     key: K,
     ttl: u32,
+    refresh: Option<u32>,
 }
 
 impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
+    /// Refresh-ahead (memcached's `R` flag): when the value is still there but has less
+    /// than `window` seconds left to live, one reader (of all the clients that read it)
+    /// gets [`Lease::Refresh`]: the value, and the task of recomputing it before it
+    /// expires; everyone else keeps reading it as a [`Lease::Hit`]. Ignored without the
+    /// meta protocol.
+    pub fn refresh_ahead(mut self, window: u32) -> Self {
+        self.refresh = Some(window);
+        self
+    }
+
+    fn span(&self) -> Span {
+        span::many(Command::Lease, 1)
+    }
+
     async fn run(self) -> Result<Lease> {
         let inner = &self.client.inner;
         let keys = &inner.config.keys;
         let key = self.key.as_ref();
         keys.check(key)?;
         let connection = inner.route(key);
+        span::spread(true, std::iter::once(connection));
         // A classic read would take another client's lease placeholder for a hit.
         if let Err(error) = connection.learn_protocol().await {
             return match inner.miss_on_error(Err(error)) {
@@ -46,11 +66,14 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
                 },
             });
         }
-        let (prefix, ttl) = (keys.prefix(), self.ttl);
+        let (prefix, ttl, refresh) = (keys.prefix(), self.ttl, self.refresh);
         let encode = |buf: &mut BytesMut, opaque| {
-            request::meta_get(buf, prefix, key, true, true, None, Some(ttl), opaque);
+            request::meta_lease_get(buf, prefix, key, ttl, refresh, opaque);
         };
-        let result = match connection.request(Expect::one(Kind::MetaGet), encode).await {
+        let result = match connection
+            .request(Command::Lease, Expect::one(Kind::MetaGet), encode)
+            .await
+        {
             Ok(Response::Value(Some(item))) => Ok(lease_of(item)),
             Ok(Response::Value(None)) => Ok(Lease::Won {
                 stale: None,
@@ -71,22 +94,28 @@ impl<'a, K: AsRef<[u8]>> LeaseGet<'a, K> {
 }
 command_future!(LeaseGet<K> => Lease, where K: AsRef<[u8]> + Send + 'a);
 
-/// What an `mg ... N` reply means for the caller.
+/// What an `mg ... N [R]` reply means for the caller.
+///
+/// memcached marks an empty placeholder it created on a miss `W` (to the reader that won
+/// the lease) or `Z` (to everyone after); a value invalidated by `md ... I` is `X`, with `W`
+/// to its first reader and `Z` after; a value inside its refresh-ahead window is `W` to one
+/// reader and `Z` after, without `X`: still good.
 fn lease_of(item: Item) -> Lease {
+    let placeholder = is_placeholder(&item);
     let (state, token) = (item.lease, item.cas.map(CasToken));
-    let stale = state & STALE != 0;
+    let (won, busy, stale) = (state & WON != 0, state & BUSY != 0, state & STALE != 0);
     let value = item.value();
-    if state & WON != 0 {
-        Lease::Won {
-            stale: stale.then_some(value),
+    match () {
+        () if won && placeholder => Lease::Won { stale: None, token },
+        () if won && stale => Lease::Won {
+            stale: Some(value),
             token,
-        }
-    } else if state & BUSY != 0 || stale {
-        Lease::Busy {
-            stale: stale.then_some(value),
-        }
-    } else {
-        Lease::Hit(value)
+        },
+        () if won => Lease::Refresh { value, token },
+        () if busy && placeholder => Lease::Busy { stale: None },
+        () if stale => Lease::Busy { stale: Some(value) },
+        // A fresh value, perhaps being refreshed by another client (`Z` without `X`).
+        () => Lease::Hit(value),
     }
 }
 
@@ -112,6 +141,7 @@ impl Client {
             client: self,
             key,
             ttl,
+            refresh: None,
         }
     }
 
@@ -133,6 +163,8 @@ impl Client {
         let encode = |buf: &mut BytesMut, opaque| {
             request::meta_delete_if(buf, keys.prefix(), key, token.0, opaque);
         };
-        connection.send_noreply(true, 1, encode).await
+        connection
+            .send_noreply(Command::ReleaseLease, true, 1, encode)
+            .await
     }
 }

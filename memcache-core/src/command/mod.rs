@@ -20,7 +20,8 @@ macro_rules! command_future {
             type IntoFuture = $crate::command::CommandFuture<'a, $out>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.run())
+                let span = self.span();
+                Box::pin(tracing::Instrument::instrument(self.run(), span))
             }
         }
     };
@@ -69,11 +70,14 @@ mod deletion;
 mod lease;
 mod multi;
 mod retrieval;
+mod span;
 mod storage;
 
 pub use admin::{Admin, FetchStats};
 pub use arith::{Arith, ArithFuture};
-pub use deletion::{Delete, DeleteFuture, DeleteMany, Touch, TouchFuture};
+pub use deletion::{
+    Delete, DeleteFuture, DeleteMany, Invalidate, InvalidateFuture, Touch, TouchFuture,
+};
 pub use lease::LeaseGet;
 pub use multi::{Partial, Partially};
 pub use retrieval::{

@@ -7,14 +7,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tracing::{Instrument, Span};
 
 use super::multi::{join_all, Partial, Partially};
 use super::one::{poll_one, OneRequest, OneState};
+use super::span;
 use super::Plan;
 use crate::address::ServerAddr;
 use crate::client::{mismatched, Client, Inner};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Item, Kind, Opaque, Response, BUSY, STALE, WON};
 use crate::value::{CasToken, Value};
@@ -30,6 +33,10 @@ macro_rules! retrieval {
 
             fn inner(&self) -> &'a Inner {
                 &self.client.inner
+            }
+
+            fn command(&self) -> Command {
+                Command::$name
             }
 
             fn key(&self) -> &[u8] {
@@ -71,8 +78,9 @@ impl Inner {
         self.config.keys.check(key)?;
         let meta = connection.meta();
         let encode = self.one_encoder(key, meta, cas, None);
+        let command = if cas { Command::Gets } else { Command::Get };
         let result = connection
-            .request(Expect::one(one_kind(meta)), encode)
+            .request(command, Expect::one(one_kind(meta)), encode)
             .await;
         self.one_hit(meta, result)
     }
@@ -128,6 +136,7 @@ impl Inner {
         }
         let groups = self.cluster.split(keys, AsRef::as_ref, AsRef::as_ref);
         let connections = self.cluster.connections();
+        span::spread(false, groups.iter().map(|group| &connections[group.server]));
         if let [group] = &groups[..] {
             // One server (its members are every key, in order): nothing to merge.
             let connection = &connections[group.server];
@@ -179,8 +188,13 @@ impl Inner {
             let keys = keys.iter().map(AsRef::as_ref);
             request::retrieve(buf, cas, None, rules.prefix(), keys);
         };
+        let command = if cas {
+            Command::GetsMany
+        } else {
+            Command::GetMany
+        };
         match connection
-            .request(Expect::one(Kind::Values), encode)
+            .request(command, Expect::one(Kind::Values), encode)
             .await?
         {
             Response::Found(found) if found.len() == keys.len() => Ok(found),
@@ -223,9 +237,14 @@ fn one_kind(meta: bool) -> Kind {
 
 /// An empty value that a lease created on a miss (`mg ... N`): memcached marks it `W` (to
 /// the client that won the lease) or `Z` (to everyone after), and not `X` (a stale value
-/// that was invalidated, which holds real data).
-fn is_placeholder(item: &Item) -> bool {
-    item.lease & (WON | BUSY) != 0 && item.lease & STALE == 0 && item.data.is_empty()
+/// that was invalidated, which holds real data); it has no flags. (A real value inside its
+/// refresh-ahead window is marked `W`/`Z` too; only an empty one without flags is taken
+/// for a placeholder.)
+pub(super) fn is_placeholder(item: &Item) -> bool {
+    item.lease & (WON | BUSY) != 0
+        && item.lease & STALE == 0
+        && item.data.is_empty()
+        && item.flags == 0
 }
 
 fn into_map<K: Eq + Hash, T>(
@@ -315,6 +334,10 @@ impl<'a, K: AsRef<[u8]> + Eq + Hash> GetMany<'a, K> {
         Partially(self)
     }
 
+    fn span(&self) -> Span {
+        span::many(Command::GetMany, self.keys.len())
+    }
+
     async fn run(self) -> Result<HashMap<K, Value>> {
         let inner = &self.client.inner;
         let found = inner.hits(inner.fetch_many(&self.keys, false).await?)?;
@@ -346,6 +369,10 @@ impl<'a, K: AsRef<[u8]> + Eq + Hash> GetsMany<'a, K> {
         Partially(self)
     }
 
+    fn span(&self) -> Span {
+        span::many(Command::GetsMany, self.keys.len())
+    }
+
     async fn run(self) -> Result<HashMap<K, (Value, CasToken)>> {
         let inner = &self.client.inner;
         let found = inner.hits(inner.fetch_many(&self.keys, true).await?)?;
@@ -371,7 +398,8 @@ macro_rules! partial_future {
             type IntoFuture = super::CommandFuture<'a, Partial<$out>>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.0.run_partial())
+                let span = self.0.span();
+                Box::pin(self.0.run_partial().instrument(span))
             }
         }
     };

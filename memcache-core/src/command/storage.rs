@@ -5,14 +5,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tracing::Span;
 
 use super::multi::join_all;
 use super::one::{poll_one, OneRequest, OneState};
+use super::span;
 use super::{batch_size, many, store_status, Plan};
 use crate::client::{mismatched, Client, Inner};
 use crate::cluster::Group;
 use crate::connection::Connection;
 use crate::error::Result;
+use crate::metrics::Command;
 use crate::protocol::request::{self, StoreCommand};
 use crate::protocol::response::{Expect, Kind, Opaque, Response, Status};
 use crate::value::{CasOutcome, CasToken};
@@ -34,6 +37,11 @@ macro_rules! store_request {
 
             fn inner(&self) -> &'a Inner {
                 &self.client.inner
+            }
+
+            fn command(&self) -> Command {
+                let $c = self;
+                command_of($command)
             }
 
             fn key(&self) -> &[u8] {
@@ -58,6 +66,18 @@ macro_rules! store_request {
             }
         }
     };
+}
+
+/// The command a storage request is, for its span and metrics.
+fn command_of(command: StoreCommand) -> Command {
+    match command {
+        StoreCommand::Set => Command::Set,
+        StoreCommand::Add => Command::Add,
+        StoreCommand::Replace => Command::Replace,
+        StoreCommand::Append => Command::Append,
+        StoreCommand::Prepend => Command::Prepend,
+        StoreCommand::Cas(_) => Command::Cas,
+    }
 }
 
 /// The encoder of the storage commands in the protocol in use (the last argument is the
@@ -248,6 +268,10 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
         self
     }
 
+    fn span(&self) -> Span {
+        span::many(Command::SetMany, self.items.len())
+    }
+
     async fn run(self) -> Result<Vec<K>> {
         let inner = &self.client.inner;
         for (key, _) in &self.items {
@@ -263,6 +287,7 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             |(key, value)| (key.as_ref(), value.as_ref()),
         );
         let connections = inner.cluster.connections();
+        span::spread(true, groups.iter().map(|group| &connections[group.server]));
         let not_stored = if let [group] = &groups[..] {
             // One server (its members are every item, in order): nothing to merge.
             match self
@@ -341,7 +366,9 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             }
         };
         if noreply {
-            connection.send_noreply(meta, count, encode).await?;
+            connection
+                .send_noreply(Command::SetMany, meta, count, encode)
+                .await?;
             return Ok(Vec::new());
         }
         let expect = Expect {
@@ -350,7 +377,10 @@ impl<'a, K: AsRef<[u8]>, V: AsRef<[u8]>> SetMany<'a, K, V> {
             opaque: None,
             items: 1,
         };
-        let replies = many(connection.request(expect, encode).await?, count);
+        let replies = many(
+            connection.request(Command::SetMany, expect, encode).await?,
+            count,
+        );
         let mut failed = Vec::new();
         for (at, reply) in replies
             .map_err(|error| connection.name(error))?

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result, TimeoutKind};
+use crate::metrics::Command;
 use crate::protocol::request;
 use crate::protocol::response::{Expect, Kind, Opaque, Response};
 
@@ -28,9 +29,11 @@ impl Connection {
     /// token of its first meta request; it writes `expect.count` requests.
     pub(crate) async fn request(
         &self,
+        command: Command,
         expect: Expect,
         encode: impl FnOnce(&mut BytesMut, Opaque),
     ) -> Result<Response> {
+        let flight = self.metrics().begin(command);
         let (sent, since) = self.start(Some(expect), false, expect.count, encode);
         // The slow paths are boxed so that the common one's future stays small: it is
         // moved into every command's boxed future, and a timer is large.
@@ -48,7 +51,9 @@ impl Connection {
             }
             Sent::Down(error) => Err(error),
         };
-        self.settle(failed_as_err(result))
+        let result = self.settle(failed_as_err(result));
+        flight.end(&result);
+        result
     }
 
     /// What [`Connection::request`] and [`Connection::send_noreply`] do before they wait: hands the
@@ -79,10 +84,12 @@ impl Connection {
     /// still reports.
     pub(crate) async fn send_noreply(
         &self,
+        command: Command,
         quiet: bool,
         count: u32,
         encode: impl FnOnce(&mut BytesMut, Opaque),
     ) -> Result<()> {
+        let flight = self.metrics().begin(command);
         let (sent, since) = self.start(None, quiet, count, encode);
         let result = match sent {
             Sent::Ready(_) | Sent::Connecting(_) => Ok(()),
@@ -95,7 +102,9 @@ impl Connection {
             }
             Sent::Down(error) => Err(error),
         };
-        self.settle(result)
+        let result = self.settle(result);
+        flight.end(&result);
+        result
     }
 
     /// Runs `work` until `since + timeout`.
@@ -124,7 +133,10 @@ impl Connection {
             return Ok(());
         }
         let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
-        match self.request(Expect::one(Kind::Version), encode).await {
+        match self
+            .request(Command::Probe, Expect::one(Kind::Version), encode)
+            .await
+        {
             Err(error) if error.is_connection_error() => Err(error),
             _ => Ok(()),
         }
@@ -152,7 +164,7 @@ impl Connection {
         runtime.spawn(async move {
             let connection = &probing.0;
             let encode = |buf: &mut BytesMut, _| request::simple(buf, "version", &[], false);
-            let answer = connection.request(Expect::one(Kind::Version), encode).await;
+            let answer = connection.request(Command::Probe, Expect::one(Kind::Version), encode).await;
             tracing::debug!(server = %connection.addr(), ok = answer.is_ok(), "probed a dead server");
         });
     }

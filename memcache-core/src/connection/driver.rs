@@ -64,6 +64,8 @@ pub(crate) async fn run(link: Arc<Link>) {
             if let Some(meta) = probe {
                 shared.set_meta(meta);
             }
+            shared.metrics.connected();
+            tracing::debug!(server = %shared.server, meta = shared.meta(), "connected");
             let (stream, half) = socket.split();
             let stream = Arc::new(stream);
             link.connected(Arc::clone(&stream), half);
@@ -162,6 +164,7 @@ impl Driver {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(written) => {
                     wrote = true;
+                    self.link.shared.metrics.written(written);
                     self.batch.advance(written);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

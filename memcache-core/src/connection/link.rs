@@ -212,7 +212,9 @@ impl Link {
             && state.pending.is_empty()
             && state.solo.is_none();
         let written = if idle {
-            stream.try_write(&state.out).unwrap_or(0)
+            let written = stream.try_write(&state.out).unwrap_or(0);
+            self.shared.metrics.written(written);
+            written
         } else {
             0
         };
@@ -429,6 +431,7 @@ impl Link {
         if !read.proven {
             read.proven = true;
             self.shared.health.answered();
+            self.shared.metrics.health(true, false);
         }
     }
 
@@ -492,6 +495,11 @@ impl Link {
             self.shared
                 .health
                 .failed(error, outstanding, Instant::now());
+            let dead = self.shared.health.is_dead();
+            self.shared.metrics.health(false, dead);
+            if connect_failed {
+                self.shared.metrics.connect_failed();
+            }
         } else {
             tracing::debug!(server = %self.shared.server, %error, "connection closed while idle");
         }
@@ -540,9 +548,10 @@ impl Link {
             match poll_fill(&mut read.half, &mut read.input, cx) {
                 Poll::Pending => break Ok(None),
                 Poll::Ready(Ok(0)) => break Err(Error::UnexpectedClose),
-                Poll::Ready(Ok(_)) => {
+                Poll::Ready(Ok(bytes)) => {
                     self.reads
                         .store(self.reads.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    self.shared.metrics.read(bytes);
                     match self.dispatch(read, Some(seq)) {
                         Ok(Some(response)) => break Ok(Some(response)),
                         Ok(None) => continue,
@@ -619,9 +628,10 @@ impl Link {
         match poll_fill(&mut read.half, &mut read.input, cx) {
             Poll::Pending => Ok(None),
             Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
-            Poll::Ready(Ok(_)) => {
+            Poll::Ready(Ok(bytes)) => {
                 self.reads
                     .store(self.reads.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                self.shared.metrics.read(bytes);
                 read.answered = false;
                 self.dispatch(read, None)?;
                 Ok(Some(read.answered))

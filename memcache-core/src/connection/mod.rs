@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use crate::address::ServerAddr;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::{Command, ServerMetrics};
 use crate::protocol::response::Opaque;
 
 pub(crate) use call::failed_as_err;
@@ -143,6 +144,11 @@ impl Connection {
         &self.slot.shared.addr
     }
 
+    /// The server's metrics (nothing without the `metrics` feature).
+    pub(crate) fn metrics(&self) -> &ServerMetrics {
+        &self.slot.shared.metrics
+    }
+
     /// The server's health.
     pub(crate) fn health(&self) -> &health::Health {
         &self.slot.shared.health
@@ -234,6 +240,7 @@ impl Connection {
                 since: Instant::now(),
             };
             // A link that has already closed needs no quit; a full one gets none either.
+            self.metrics().begin(Command::Quit).end(&Ok(()));
             let _ = link.enqueue(request);
             link.abandon();
         }

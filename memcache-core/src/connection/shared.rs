@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::address::ServerAddr;
 use crate::config::{Config, Protocol};
+use crate::metrics::ServerMetrics;
 
 use super::health::{Health, Retry};
 
@@ -33,13 +34,17 @@ pub(crate) struct Shared {
     pub(crate) gone: AtomicBool,
     /// The server's address, for logs.
     pub(crate) server: String,
+    /// The server's metrics (nothing without the `metrics` feature).
+    pub(crate) metrics: Arc<ServerMetrics>,
 }
 
 impl Shared {
     pub(crate) fn new(config: Arc<Config>, addr: ServerAddr, retry: Retry) -> Self {
         let server = addr.to_string();
+        let metrics = Arc::new(ServerMetrics::new(&addr));
         Shared {
             health: Health::new(server.clone(), retry),
+            metrics,
             config,
             addr,
             mode: AtomicU8::new(UNKNOWN),
@@ -85,5 +90,6 @@ impl Shared {
 
     pub(crate) fn count_noreply_error(&self) {
         self.noreply_errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.noreply_failed();
     }
 }

@@ -227,6 +227,54 @@ pub fn meta_get(
     end_with_opaque(buf, opaque);
 }
 
+/// `mg <key> v f c N<ttl> [R<window>] O<opaque>\r\n`: a read that takes a lease of `ttl`
+/// seconds on a miss, and, with `refresh`, asks to be the one to refresh a value whose
+/// remaining TTL is under that many seconds (memcached answers `W` to one reader).
+pub fn meta_lease_get(
+    buf: &mut BytesMut,
+    prefix: &[u8],
+    key: &[u8],
+    ttl: u32,
+    refresh: Option<u32>,
+    opaque: Opaque,
+) {
+    buf.reserve(3 + prefix.len() + key.len() + 40);
+    buf.put_slice(b"mg ");
+    put_key(buf, prefix, key);
+    buf.put_slice(b" v f c N");
+    put_u64(buf, u64::from(ttl));
+    if let Some(window) = refresh {
+        buf.put_slice(b" R");
+        put_u64(buf, u64::from(window));
+    }
+    end_with_opaque(buf, opaque);
+}
+
+/// `md <key> I [T<ttl>] [q] O<opaque>\r\n`: marks the value stale instead of deleting it
+/// (kept `ttl` more seconds when given), so that the next reader wins its recomputation
+/// (`W`) and the others read the stale value (`X`, `Z`).
+pub fn meta_invalidate(
+    buf: &mut BytesMut,
+    prefix: &[u8],
+    key: &[u8],
+    ttl: Option<u32>,
+    quiet: bool,
+    opaque: Opaque,
+) {
+    buf.reserve(3 + prefix.len() + key.len() + 40);
+    buf.put_slice(b"md ");
+    put_key(buf, prefix, key);
+    buf.put_slice(b" I");
+    if let Some(ttl) = ttl {
+        buf.put_slice(b" T");
+        put_u64(buf, u64::from(ttl));
+    }
+    if quiet {
+        buf.put_slice(b" q");
+    }
+    end_with_opaque(buf, opaque);
+}
+
 /// `md <key> C<cas> q O<opaque>\r\n`: delete only if the CAS unique still matches, quietly.
 pub fn meta_delete_if(buf: &mut BytesMut, prefix: &[u8], key: &[u8], cas: u64, opaque: Opaque) {
     buf.reserve(3 + prefix.len() + key.len() + 38);
@@ -388,6 +436,22 @@ mod tests {
             (
                 enc(|b| meta_get(b, b"", b"k", false, false, Some(9), None, 1)),
                 b"mg k T9 O0001\r\n",
+            ),
+            (
+                enc(|b| meta_lease_get(b, b"p:", b"k", 30, None, 3)),
+                b"mg p:k v f c N30 O0003\r\n",
+            ),
+            (
+                enc(|b| meta_lease_get(b, b"", b"k", 30, Some(10), 4)),
+                b"mg k v f c N30 R10 O0004\r\n",
+            ),
+            (
+                enc(|b| meta_invalidate(b, b"p:", b"k", Some(30), false, 5)),
+                b"md p:k I T30 O0005\r\n",
+            ),
+            (
+                enc(|b| meta_invalidate(b, b"", b"k", None, true, 6)),
+                b"md k I q O0006\r\n",
             ),
             (
                 enc(|b| meta_store(b, StoreCommand::Set, b"", b"k", 0, 0, b"hi", false, 2)),
