@@ -336,3 +336,115 @@ fn product((id, name, price_cents, stock): ProductRow) -> Product {
         stock,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database in a fresh temporary file, removed when the returned guard drops.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new(name: &str) -> TempDb {
+            let path = std::env::temp_dir().join(format!(
+                "memcache-service-db-{}-{name}.db",
+                std::process::id()
+            ));
+            TempDb(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().expect("a UTF-8 temporary path")
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.path()));
+            }
+        }
+    }
+
+    async fn open(file: &TempDb, rows: u64) -> Db {
+        Db::open(file.path(), rows, rows, Duration::ZERO, Metrics::new())
+            .await
+            .expect("the database opens")
+    }
+
+    #[tokio::test]
+    async fn seeded_rows_are_read_and_written() {
+        let file = TempDb::new("rows");
+        let db = open(&file, 45).await;
+        assert_eq!(db.queries(), 0, "seeding is not counted");
+        let user = db.user(3).await.unwrap().unwrap();
+        assert_eq!((user.id, user.name.as_str()), (3, "User 3"));
+        assert_eq!(db.user(46).await.unwrap(), None);
+        assert_eq!(db.user(u64::MAX).await.unwrap(), None);
+        let ids: Vec<u64> = db
+            .users(&[9, 1, 99, u64::MAX])
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, [1, 9]);
+        assert!(db.products(&[]).await.unwrap().is_empty());
+
+        let mut sizes = Vec::new();
+        for page in 0..4 {
+            let page = db.product_page(page).await.unwrap();
+            sizes.push(page.items.len());
+        }
+        assert_eq!(sizes, [20, 20, 5, 0]);
+
+        let change = ProductChange {
+            price_cents: Some(7),
+            ..ProductChange::default()
+        };
+        let product = db.update_product(21, &change).await.unwrap().unwrap();
+        assert_eq!(
+            (product.price_cents, product.name.as_str()),
+            (7, "Product 21")
+        );
+        assert_eq!(db.product(21).await.unwrap(), Some(product));
+        assert_eq!(db.update_product(46, &change).await.unwrap(), None);
+        let renamed = db
+            .update_user(
+                2,
+                &UserChange {
+                    name: Some("Ann".into()),
+                    email: None,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.email.as_str()),
+            ("Ann", "user2@example.com")
+        );
+        assert_eq!(db.queries(), 12, "an id past i64::MAX sends no query");
+        db.ping().await.unwrap();
+        assert_eq!(db.queries(), 12, "a ping is not a query");
+    }
+
+    #[tokio::test]
+    async fn a_database_with_rows_is_not_seeded_again() {
+        let file = TempDb::new("reopen");
+        let db = open(&file, 3).await;
+        db.update_user(
+            1,
+            &UserChange {
+                name: Some("Kept".into()),
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+        db.close().await;
+        let db = open(&file, 10).await;
+        assert_eq!(db.user(1).await.unwrap().unwrap().name, "Kept");
+        assert_eq!(db.user(4).await.unwrap(), None, "still 3 users");
+    }
+}

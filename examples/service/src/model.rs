@@ -38,6 +38,8 @@ pub struct Product {
 impl Product {
     /// The page of the product list (ordered by id, [`PAGE_SIZE`] a page, from page 0) that
     /// shows the product with this id: the derived entry that a write to it invalidates.
+    /// The ids run from 1 without gaps (the service seeds them and has no route that adds
+    /// or removes a product), so the page follows from the id alone.
     pub fn page_of(id: u64) -> u32 {
         let index = id.saturating_sub(1) / u64::from(PAGE_SIZE);
         u32::try_from(index).unwrap_or(u32::MAX)
