@@ -29,8 +29,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default of `SEED_USERS` and `SEED_PRODUCTS`.
 pub const DEFAULT_SEED_ROWS: u64 = 2000;
 
-/// Everything the service needs to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the service needs to start. Its `Debug` hides a password in `memcache_url`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// The memcached servers and client settings, in memcache-core's URL form.
     pub memcache_url: String,
@@ -49,6 +49,36 @@ pub struct Config {
     pub db_latency: Duration,
     /// The log level of the binary (`tracing` level names).
     pub log: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("memcache_url", &without_password(&self.memcache_url))
+            .field("database", &self.database)
+            .field("listen", &self.listen)
+            .field("addr_file", &self.addr_file)
+            .field("seed_users", &self.seed_users)
+            .field("seed_products", &self.seed_products)
+            .field("db_latency", &self.db_latency)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// `url` with the password of its `user:password@` part, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// A setting that does not parse.
@@ -225,6 +255,19 @@ mod tests {
             let error = from(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");
         }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let mut config = Config::new("memcache://app:s3cret@h1:11211,h2/?timeout=1s", "x.db");
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("memcache://app:***@h1:11211,h2/?timeout=1s"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        config.memcache_url = "memcache://h1/?key_prefix=a%40b".into();
+        assert!(format!("{config:?}").contains("memcache://h1/?key_prefix=a%40b"));
     }
 
     #[test]

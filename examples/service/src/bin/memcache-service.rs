@@ -34,9 +34,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The servers, not MEMCACHE_URL itself: the URL may carry a password.
+    let servers: Vec<String> = service
+        .app()
+        .caches()
+        .client()
+        .servers()
+        .iter()
+        .map(|server| server.addr.to_string())
+        .collect();
     tracing::info!(
         addr = %service.local_addr(),
-        memcache = %config.memcache_url,
+        memcached = %servers.join(","),
         database = %config.database,
         "serving"
     );
