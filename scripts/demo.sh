@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Runs the examples against memcacheds that this script starts on free loopback ports and
 # stops again on exit: one for the single-server examples, three for the cluster example
-# (started with -A, so that the example can stop one with `shutdown`). Installs memcached
-# first if it is missing (as root, with apt-get).
+# (started with -A, so that the example can stop one with `shutdown`), and one for the
+# example service (package memcache-service), which the load generator then drives for a
+# few seconds before the service is stopped with SIGTERM. Installs memcached first if it is
+# missing (as root, with apt-get).
 set -euo pipefail
 
 # The examples to run against one server, in order (names of [[example]]s of package
-# memcache-examples); `cluster` runs last, against three.
+# memcache-examples); `cluster` runs after them, against three.
 EXAMPLES="quickstart read_through"
+# The load the service gets: memcache-loadgen's flags.
+LOADGEN_FLAGS="--duration 5s --concurrency 32 --write-ratio 0.05 --keys 1000"
+# The pause the service adds to each database query, standing for the round trip to a
+# database server (SQLite, in-process, answers in microseconds).
+SERVICE_DB_LATENCY=1ms
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -86,4 +93,40 @@ done
 servers=$(IFS=,; echo "${cluster[*]}")
 echo "==> cargo run --example cluster (servers $servers)"
 MEMCACHED_SERVERS="$servers" cargo run -q -p memcache-examples --example cluster
+
+echo "==> cargo build -p memcache-service (the service and its load generator)"
+cargo build -q -p memcache-service --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="$target_dir/debug"
+start_memcached 4
+# LISTEN port 0: any free port; the service writes the one it got into SERVICE_ADDR_FILE.
+MEMCACHE_URL="memcache://127.0.0.1:$port/?timeout=200ms&connect_timeout=200ms" \
+    DATABASE_URL="$workdir/service.db" LISTEN=127.0.0.1:0 \
+    SERVICE_ADDR_FILE="$workdir/service-addr" DB_LATENCY="$SERVICE_DB_LATENCY" \
+    "$bin/memcache-service" 2>"$workdir/service.log" &
+service_pid=$!
+pids+=("$service_pid")
+service_addr=""
+for _ in $(seq 1 200); do
+    [[ -s "$workdir/service-addr" ]] && service_addr=$(head -n 1 "$workdir/service-addr") && break
+    if ! kill -0 "$service_pid" 2>/dev/null; then
+        echo "memcache-service exited at start:" >&2
+        cat "$workdir/service.log" >&2
+        exit 1
+    fi
+    sleep 0.05
+done
+if [[ -z "$service_addr" ]]; then
+    echo "memcache-service did not report its address within 10 seconds" >&2
+    exit 1
+fi
+echo "==> memcache-service on http://$service_addr (pid $service_pid; database queries take $SERVICE_DB_LATENCY more)"
+echo "==> memcache-loadgen --target http://$service_addr $LOADGEN_FLAGS"
+# shellcheck disable=SC2086 # the flags are split on purpose
+"$bin/memcache-loadgen" --target "http://$service_addr" $LOADGEN_FLAGS
+echo "==> stopping memcache-service (SIGTERM)"
+kill -TERM "$service_pid"
+wait "$service_pid"
+tail -n 1 "$workdir/service.log"
 echo "==> done; stopping memcached"
