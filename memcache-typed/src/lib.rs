@@ -200,16 +200,18 @@ mod cache;
 mod cacheable;
 pub mod codec;
 mod commands;
+mod engine;
 mod error;
 pub mod key;
 mod read_through;
 mod single_flight;
+mod stats;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cache::{Cache, CacheStats};
+pub use cache::Cache;
 pub use cacheable::Cacheable;
 #[cfg(feature = "json")]
 pub use codec::Json;
@@ -230,6 +232,7 @@ pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Prot
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;
 pub use read_through::LEASE_TTL;
+pub use stats::CacheStats;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]
