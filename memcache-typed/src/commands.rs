@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::key::CacheKey;
 #[cfg(doc)]
-use crate::Cache;
+use crate::{Cache, KeyedCache};
 
 /// How many `gets` + `cas` rounds `update` ([`Cache::update`], [`KeyedCache::update`])
 /// tries before it gives up with [`Error::UpdateConflict`], unless [`Update::max_attempts`] says otherwise.

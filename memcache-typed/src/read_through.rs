@@ -22,7 +22,7 @@ use crate::key::{encode_key, CacheKey};
 use crate::single_flight::{FlightKey, Role};
 use crate::stats::Counters;
 #[cfg(doc)]
-use crate::Cache;
+use crate::{Cache, KeyedCache};
 
 /// A won lease (its placeholder's token), held until a value is stored under the key.
 ///
