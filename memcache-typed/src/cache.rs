@@ -75,7 +75,7 @@ impl<T: Cacheable, C: Codec> Clone for Cache<T, C> {
 
 impl<T: Cacheable, C: Codec + fmt::Debug> fmt::Debug for Cache<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.engine.fmt(f)
+        self.engine.debug_as("Cache", f)
     }
 }
 

@@ -8,6 +8,13 @@
 //! encoding and hashing, flags, the counters, the write builders (`commands.rs`), and
 //! read-through with single-flight and leases (`read_through.rs`), is written once, here and
 //! in the files that add methods to `Engine`.
+//!
+//! A new command is added once for both forms: an `Engine` method that takes the key as a
+//! `&Q where Q: CacheKey` (and builds the memcached key with [`Engine::key_of`]), a builder
+//! in `commands.rs` if it takes options, and on each front a one-line method whose only
+//! difference is its key bound (`T::Key: Borrow<Q>` on `Cache`, `K: Borrow<Q>` on
+//! `KeyedCache`). Issue 12's `invalidate(&key)` (meta `md <key> I T<secs>`) is such a command:
+//! it needs the key and the client, nothing of the value.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -69,9 +76,10 @@ impl<V, C> Clone for Engine<V, C> {
     }
 }
 
-impl<V, C: fmt::Debug> fmt::Debug for Engine<V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cache")
+impl<V, C: fmt::Debug> Engine<V, C> {
+    /// The `Debug` form of a front named `name`.
+    pub(crate) fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("prefix", &&*self.space.prefix)
             .field("ttl", &self.space.ttl)
             .field("schema", &self.space.schema)

@@ -95,7 +95,7 @@ impl<K, V, C: Codec> Clone for KeyedCache<K, V, C> {
 
 impl<K, V, C: Codec + fmt::Debug> fmt::Debug for KeyedCache<K, V, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.engine.fmt(f)
+        self.engine.debug_as("KeyedCache", f)
     }
 }
 
