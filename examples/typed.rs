@@ -1,5 +1,7 @@
-//! Typed caching: derive `Cacheable` on a `User`, then set, get, get_many and update it
-//! without writing a key, an encoder or a flags value by hand.
+//! Typed caching, both forms: a `User` that carries its key (a `Cache<User>`), and values
+//! stored under a key beside them (a `KeyedCache`): a derived `Friends` under a user id, and
+//! a plain `u64` with no derive at all. Set, get, get_many and update them without writing a
+//! key, an encoder or a flags value by hand.
 //!
 //! ```text
 //! MEMCACHED_ADDR=127.0.0.1:11211 cargo run -p memcache-examples --example typed
@@ -7,7 +9,7 @@
 
 use std::time::Duration;
 
-use memcache_typed::{Cache, Cacheable, Client};
+use memcache_typed::{Cache, Cacheable, Client, KeyedCache};
 use serde::{Deserialize, Serialize};
 
 /// Stored under `"user:{id}"` as MessagePack, for 5 minutes.
@@ -20,6 +22,12 @@ struct User {
     logins: u32,
 }
 
+/// A user's friends, stored under the user's id (the key is not part of the value) as
+/// `"friends:{id}"` for 10 minutes.
+#[derive(Debug, Clone, Serialize, Deserialize, Cacheable)]
+#[cacheable(prefix = "friends", key_type = u64, ttl = 600)]
+struct Friends(Vec<u64>);
+
 #[tokio::main]
 async fn main() -> Result<(), memcache_typed::Error> {
     let addr = std::env::var("MEMCACHED_ADDR").unwrap_or_else(|_| "127.0.0.1:11211".into());
@@ -28,7 +36,7 @@ async fn main() -> Result<(), memcache_typed::Error> {
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_millis(200))
         .build()?;
-    let users: Cache<User> = Cache::new(client);
+    let users: Cache<User> = Cache::new(client.clone());
 
     let ann = User {
         id: 42,
@@ -64,5 +72,18 @@ async fn main() -> Result<(), memcache_typed::Error> {
     users.delete_many([42u64, 43]).await?;
     println!("after delete     -> {:?}", users.get(&42).await?);
     println!("cache stats      -> {:?}", users.stats());
+
+    // The key beside the value: a derived type ...
+    let friends: KeyedCache<u64, Friends> = KeyedCache::typed(client.clone());
+    friends.set(&42, &Friends(vec![43, 44])).await?; // key "friends:42", ttl 600
+    println!("friends(42)      -> {:?}", friends.get(&42).await?);
+
+    // ... or a plain serde type, no derive: the prefix is checked here.
+    let logins = KeyedCache::<(String, u32), u64>::new(client, "logins")?.with_ttl(3600)?;
+    let day = ("2024-05-01".to_owned(), 42);
+    logins.set(&day, &1).await?; // key "logins:2024-05-01:42"
+    logins.update(&day, |n| n + 1).await?;
+    println!("logins({day:?}) -> {:?}", logins.get(&day).await?);
+    println!("as stored under  -> {:?}", logins.memcached_key(&day)?);
     Ok(())
 }

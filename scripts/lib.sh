@@ -45,3 +45,23 @@ require_cargo() {
         exit 1
     fi
 }
+
+# Installs pymemcache for Debian's python3 when that cannot import it: the tests that check
+# what a Python service reads and writes (tests/tests/typed_keyed_python.rs) run it.
+ensure_pymemcache() {
+    local python=/usr/bin/python3
+    [[ -x $python ]] && "$python" -c 'import pymemcache' 2>/dev/null && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        printf '\n==> installing pymemcache for %s\n' "$python"
+        if ! [[ -x $python ]] || ! "$python" -m pip --version >/dev/null 2>&1; then
+            apt-get update
+            DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip
+        fi
+        "$python" -m pip install --break-system-packages pymemcache==4.0.0
+    else
+        echo "missing: pymemcache for $python" >&2
+        echo "install it, then run this script again:" >&2
+        echo "    sudo $python -m pip install --break-system-packages pymemcache==4.0.0" >&2
+        exit 1
+    fi
+}

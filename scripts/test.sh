@@ -41,6 +41,7 @@ step "checking prerequisites"
 require_cargo
 # shellcheck disable=SC2086 # the lists are split on purpose
 ensure_packages $TEST_SERVERS
+ensure_pymemcache
 # shellcheck disable=SC2086
 ensure_components $RUST_COMPONENTS
 

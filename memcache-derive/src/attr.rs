@@ -72,6 +72,17 @@ pub(crate) struct TypeAttrs {
     /// Whether `key` appeared on the struct at all, even malformed (then it was reported, and
     /// "no key field" would only repeat the problem).
     pub(crate) key_written: bool,
+    /// `key_type = Type`: the key lives outside the value, and has this type.
+    pub(crate) key_type: Option<KeyType>,
+    /// Whether `key_type` appeared at all, even malformed (then the impl to emit is still a
+    /// `CacheValue` one, and "no key field" would be beside the point).
+    pub(crate) key_type_written: bool,
+}
+
+/// `key_type = Type` on the type.
+pub(crate) struct KeyType {
+    /// The key type.
+    pub(crate) ty: syn::Type,
 }
 
 /// `#[cacheable(...)]` on a field.
@@ -81,7 +92,7 @@ pub(crate) struct FieldAttrs {
     pub(crate) key: Option<Span>,
 }
 
-const TYPE_ATTRIBUTES: &[&str] = &["prefix", "ttl", "version", "key"];
+const TYPE_ATTRIBUTES: &[&str] = &["prefix", "ttl", "version", "key", "key_type"];
 
 pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
     let mut out = TypeAttrs::default();
@@ -133,15 +144,22 @@ pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
                     }) => out.key = Some(lit),
                     other => cx.error_spanned_by(
                         other,
-                        "key must be a string literal naming the key field, e.g. key = \"id\"",
+                        "key must be a string literal naming the key field, e.g. key = \"id\"; \
+                         for a key that is not part of the value, write key_type = <type>",
                     ),
                 }
+            } else if meta.path.is_ident("key_type") {
+                out.key_type_written = true;
+                if out.key_type.is_some() {
+                    duplicate(cx, &meta);
+                }
+                out.key_type = key_type(cx, &meta)?;
             } else {
                 cx.error_spanned_by(
                     &meta.path,
                     format_args!(
                         "unknown cacheable attribute `{}`, expected one of `prefix`, `ttl`, \
-                         `version`, `key`",
+                         `version`, `key`, `key_type`",
                         path_name(&meta)
                     ),
                 );
@@ -197,6 +215,21 @@ pub(crate) fn field_attrs(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttrs {
         }
     }
     out
+}
+
+/// `key_type = Type`: a type, not a string naming one.
+fn key_type(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<KeyType>> {
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        cx.error_spanned_by(
+            &lit,
+            "key_type takes a type, not a string: write key_type = u64, or key_type = (String, u32)",
+        );
+        return Ok(None);
+    }
+    let ty: syn::Type = value.parse()?;
+    Ok(Some(KeyType { ty }))
 }
 
 /// `ttl = N` where N is a positive integer literal no larger than 30 days.

@@ -26,6 +26,36 @@
 //! The derive works on structs with named fields and no generic parameters. The struct must
 //! also implement `Serialize` and `Deserialize` (the trait's supertraits).
 //!
+//! # Keys outside the value: `key_type`
+//!
+//! For a value that does not carry its key (a user's friends under the user's id, a page
+//! under its path), give the key's type instead of marking a field. The derive then
+//! implements `memcache_typed::CacheValue` instead of `Cacheable`, on any struct (named
+//! fields, tuple, newtype, unit) or enum, and the value is stored through a
+//! `memcache_typed::KeyedCache`, whose writes take the key beside the value:
+//!
+//! ```
+//! use memcache_typed::CacheValue;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, memcache_typed::Cacheable)]
+//! #[cacheable(prefix = "friends", key_type = u64, ttl = 600)]
+//! struct Friends(Vec<u64>);
+//!
+//! assert_eq!(Friends::PREFIX, "friends");
+//! assert_eq!(Friends::TTL, Some(600));
+//! let key: <Friends as CacheValue>::Key = 42u64;
+//! # let _ = (key, Friends(vec![]).0);
+//! ```
+//!
+//! The spelling is `key_type`, not `key = u64`: `key = "id"` already names key *fields*, and
+//! a `key` that meant a field when quoted and a type when not would be easy to misread (and
+//! `key = id` to mistype). A type has its key in it or beside it, never both: `key_type`
+//! together with `#[cacheable(key)]` or `key = "..."` is a compile error, as is `key_type`
+//! written as a string. A `key_type` that is not a `CacheKey` is an error at that type.
+//! Structs of other shapes than named fields, and enums, need `key_type`: they have no key
+//! field to mark.
+//!
 //! # Attributes on the struct: `#[cacheable(...)]`
 //!
 //! | attribute | meaning | default |
@@ -34,6 +64,7 @@
 //! | `ttl = 300` | `TTL`: default time to live in seconds, `Some(300)` | `None`: entries do not expire |
 //! | `version = 2` | schema version, one input of `SCHEMA` | `1` |
 //! | `key = "id"` / `key = "tenant, id"` | names the key field(s) instead of marking them | none |
+//! | `key_type = u64` | the key is not part of the value, and has this type: implements `CacheValue` | none: the key is a field |
 //!
 //! Rules, checked at compile time:
 //! - `prefix` is a string literal, not empty, ASCII, without whitespace, control characters
@@ -66,10 +97,19 @@
 //! ```text
 //! input  = "memcache-typed schema v1" 0x00
 //!          version as 4 bytes big-endian
-//!          for each field, in declaration order:
-//!              field name (without r#) ":" type tokens 0x00
+//!          items (below), each followed by 0x00
 //! SCHEMA = the first 4 bytes of SHA-256(input), big-endian
+//!
+//! items of a struct with named fields, for each field in declaration order:
+//!              field name (without r#) ":" type tokens
+//! items of a tuple struct:   "(", then for each field: its index ":" type tokens, then ")"
+//! items of a unit struct:    ";"
+//! items of an enum:          "enum", then for each variant in declaration order:
+//!                            "variant " variant name, then the items of its fields as above
 //! ```
+//!
+//! For a struct with named fields this is the recipe of the first release, unchanged (only
+//! `key_type` types can be tuple structs, unit structs or enums).
 //!
 //! "Type tokens" is the field's type as written, each token written out and joined by
 //! single spaces: identifiers and literals as in the source, each punctuation character a
@@ -116,7 +156,8 @@
 //! ```
 //!
 //! With several key fields, `Key` is the tuple of their types and `cache_key` returns the
-//! tuple of their clones.
+//! tuple of their clones. With `key_type`, the impl is of `CacheValue`: `type Key` is the
+//! given type, the three constants as above, and no `cache_key`.
 
 mod ast;
 mod attr;

@@ -1,6 +1,6 @@
 //! Rules that involve more than one attribute, or an attribute and the struct itself.
 
-use crate::ast::{Input, Model};
+use crate::ast::{Data, Field, Input, Key, Model, Style};
 use crate::attr::Ctxt;
 use quote::ToTokens;
 use syn::ext::IdentExt;
@@ -19,10 +19,16 @@ pub(crate) fn check<'a>(cx: &Ctxt, input: Input<'a>) -> Option<Model<'a>> {
             }
             _ => input.generics.to_token_stream(),
         };
+        let kind = match input.data {
+            Data::Struct(_) => "structs",
+            Data::Enum(_) => "enums",
+        };
         cx.error_spanned_by(
             tokens,
-            "generic structs are not supported: each instantiation needs its own prefix and \
-             schema; implement Cacheable by hand for each concrete type",
+            format_args!(
+                "generic {kind} are not supported: each instantiation needs its own prefix and \
+                 schema; implement Cacheable by hand for each concrete type"
+            ),
         );
     }
 
@@ -50,21 +56,70 @@ pub(crate) fn check<'a>(cx: &Ctxt, input: Input<'a>) -> Option<Model<'a>> {
         }
     };
 
-    let keys = key_fields(cx, &input)?;
+    let key = if input.attrs.key_type_written {
+        key_outside(cx, &input);
+        Key::Outside
+    } else {
+        Key::Fields(key_fields(cx, &input)?)
+    };
     Some(Model {
         prefix,
         ttl: input.attrs.ttl,
         version: input.attrs.version.unwrap_or(1),
-        keys,
+        key,
         input,
     })
+}
+
+/// With `key_type`, the key is not part of the value: no field may be a key field too.
+fn key_outside(cx: &Ctxt, input: &Input<'_>) {
+    if let Some(named) = &input.attrs.key {
+        cx.error_spanned_by(
+            named,
+            "key fields are named here, and key_type says that the key is not part of the \
+             value; use one or the other",
+        );
+    }
+    for field in input.all_fields() {
+        if let Some(span) = field.attrs.key {
+            cx.error_at(
+                span,
+                format_args!(
+                    "{} is marked as a key field, and key_type says that the key is not part \
+                     of the value; use one or the other",
+                    field_name(field)
+                ),
+            );
+        }
+    }
+}
+
+fn field_name(field: &Field<'_>) -> String {
+    match field.ident {
+        Some(ident) => format!("`{}`", ident.unraw()),
+        None => format!("field {}", field.index),
+    }
 }
 
 /// The key fields, from `#[cacheable(key)]` on fields (field order) or from
 /// `#[cacheable(key = "a, b")]` on the struct (the order given there).
 fn key_fields(cx: &Ctxt, input: &Input<'_>) -> Option<Vec<usize>> {
-    let marked: Vec<usize> = input
-        .fields
+    let Some(fields) = input.named_fields() else {
+        let shape = match &input.data {
+            Data::Struct(fields) if fields.style == Style::Tuple => "a tuple struct",
+            Data::Struct(_) => "a unit struct",
+            Data::Enum(_) => "an enum",
+        };
+        cx.error_spanned_by(
+            &input.shape_tokens,
+            format_args!(
+                "{shape} has no named key field: if its key is not part of the value, give the \
+                 key's type with #[cacheable(key_type = ...)] and store it in a KeyedCache"
+            ),
+        );
+        return None;
+    };
+    let marked: Vec<usize> = fields
         .iter()
         .enumerate()
         .filter(|(_, field)| field.attrs.key.is_some())
@@ -79,7 +134,8 @@ fn key_fields(cx: &Ctxt, input: &Input<'_>) -> Option<Vec<usize>> {
         if marked.is_empty() {
             cx.error_at(
                 input.ident.span(),
-                "no key field: mark the key field with #[cacheable(key)]",
+                "no key field: mark the key field with #[cacheable(key)], or, if the key is \
+                 not part of the value, give its type with #[cacheable(key_type = ...)]",
             );
             return None;
         }
@@ -90,9 +146,9 @@ fn key_fields(cx: &Ctxt, input: &Input<'_>) -> Option<Vec<usize>> {
         cx.error_spanned_by(
             named,
             format_args!(
-                "key fields are named here and also marked with #[cacheable(key)] on `{}`; \
+                "key fields are named here and also marked with #[cacheable(key)] on {}; \
                  use one or the other",
-                input.fields[first].ident.unraw()
+                field_name(&fields[first])
             ),
         );
         return None;
@@ -109,10 +165,11 @@ fn key_fields(cx: &Ctxt, input: &Input<'_>) -> Option<Vec<usize>> {
             );
             return None;
         }
-        let found = input
-            .fields
-            .iter()
-            .position(|field| field.ident.unraw() == name.trim_start_matches("r#"));
+        let found = fields.iter().position(|field| {
+            field
+                .ident
+                .is_some_and(|ident| ident.unraw() == name.trim_start_matches("r#"))
+        });
         match found {
             Some(index) if keys.contains(&index) => {
                 cx.error_spanned_by(named, format_args!("key field `{name}` is named twice"));
@@ -201,6 +258,43 @@ mod tests {
         ];
         for (name, expected) in cases {
             assert_eq!(snake_case(name), expected, "snake_case({name:?})");
+        }
+    }
+
+    /// The derive and `memcache_typed::key::check_prefix` (what `KeyedCache::new` and every
+    /// command apply at run time) accept exactly the same prefixes.
+    #[test]
+    fn prefix_rules_match_the_run_time_check() {
+        let mut prefixes: Vec<String> = [
+            "user",
+            "app.user-v2",
+            "",
+            " ",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\u{7}b",
+            "a\u{7f}",
+            "caf\u{e9}",
+            "\u{a0}",
+            "a:b",
+            ":",
+            "user:",
+            "%",
+            "~!@#$^&*()",
+            "\u{0}",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        prefixes.extend(["p".repeat(199), "p".repeat(200), "p".repeat(201)]);
+        prefixes.extend((0u8..=255).map(|b| char::from(b).to_string()));
+        for prefix in &prefixes {
+            assert_eq!(
+                prefix_problem(prefix).is_none(),
+                memcache_typed::key::check_prefix(prefix).is_ok(),
+                "{prefix:?}"
+            );
         }
     }
 

@@ -1,25 +1,23 @@
-//! [`Cache`]: the typed handle on the values of one [`Cacheable`] type, what its clones
-//! share, its counters, and the plain reads (`get`, `gets`, `get_many`).
-//!
-//! The write commands are in `commands.rs`, read-through in `read_through.rs`: both add
-//! methods to `Cache`.
+//! [`Cache`]: the typed handle on the values of one [`Cacheable`] type, whose key is part of
+//! the value. A thin front on the shared [`Engine`]: it finds a write's key with
+//! [`Cacheable::cache_key`] and hands everything else to the engine.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
-use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use memcache_core::{CasToken, Client, Value};
+use memcache_core::{CasToken, Client};
 
 use crate::cacheable::Cacheable;
-use crate::codec::{Codec, Decoded, Encoded, MessagePack};
-use crate::error::Error;
-use crate::key::{full_key, CacheKey, MAX_KEY_LEN};
-use crate::single_flight::Flights;
+use crate::codec::{Codec, MessagePack};
+use crate::commands::{Cas, Delete, DeleteMany, SetMany, Store, StoreKind, Touch, Update};
+use crate::engine::{Engine, KeySpace};
+use crate::error::{Error, LoadError};
+use crate::key::CacheKey;
+use crate::stats::CacheStats;
 
 /// Typed access to the values of one [`Cacheable`] type, through a memcached [`Client`].
 ///
@@ -27,7 +25,8 @@ use crate::single_flight::Flights;
 /// for a `String` key) or `&T`, so asking for a user with an order id does not compile. Keys
 /// become `"{T::PREFIX}:{encoded key}"` (see [`crate::key`]); values are encoded by the codec
 /// `C` ([`MessagePack`] by default) with flags that record the codec and `T::SCHEMA` (see
-/// [`crate::codec`]).
+/// [`crate::codec`]). For values that do not carry their key, see
+/// [`KeyedCache`](crate::KeyedCache): the same methods, with the key passed beside the value.
 ///
 /// A `Cache` is cheap to clone: clones share the client, the [`stats`](Cache::stats)
 /// counters, and the table of loads in flight that makes
@@ -63,73 +62,20 @@ use crate::single_flight::Flights;
 /// # Ok(()) }
 /// ```
 pub struct Cache<T: Cacheable, C: Codec = MessagePack> {
-    pub(crate) shared: Arc<Shared<C>>,
-    _values: PhantomData<fn() -> T>,
-}
-
-/// What the clones of one [`Cache`] share.
-pub(crate) struct Shared<C> {
-    pub(crate) client: Client,
-    pub(crate) codec: C,
-    pub(crate) counters: Counters,
-    /// Loads in flight, for [`get_or_load`](Cache::get_or_load).
-    pub(crate) flights: Flights,
-}
-
-/// What [`CacheStats`] reports, as it is counted.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) mismatches: AtomicU64,
-    pub(crate) loads: AtomicU64,
-    pub(crate) coalesced: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Counters of one [`Cache`] and its clones, since it was created: see [`Cache::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CacheStats {
-    /// Values read and decoded (by `get`, `get_many`, `gets`, `update` and the
-    /// read-through methods).
-    pub hits: u64,
-    /// Keys read and not found, including [`mismatches`](CacheStats::mismatches) and
-    /// reads that [`ignore_exc`](memcache_core::ClientBuilder::ignore_exc) turned into misses.
-    pub misses: u64,
-    /// Values found under the right key but with flags of another codec or another schema
-    /// (or written by someone else): read as misses.
-    pub mismatches: u64,
-    /// Loader runs of [`get_or_load`](Cache::get_or_load) and
-    /// [`get_many_or_load`](Cache::get_many_or_load).
-    pub loads: u64,
-    /// [`get_or_load`](Cache::get_or_load) calls answered by another call's read or load of
-    /// the same key, already in flight (single-flight), instead of their own. They are not
-    /// counted in `hits`, `misses` or `loads`.
-    pub coalesced: u64,
+    engine: Engine<T, C>,
 }
 
 impl<T: Cacheable, C: Codec> Clone for Cache<T, C> {
     fn clone(&self) -> Self {
         Cache {
-            shared: Arc::clone(&self.shared),
-            _values: PhantomData,
+            engine: self.engine.clone(),
         }
     }
 }
 
 impl<T: Cacheable, C: Codec + fmt::Debug> fmt::Debug for Cache<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cache")
-            .field("prefix", &T::PREFIX)
-            .field("codec", &self.shared.codec)
-            .field("client", &self.shared.client)
-            .finish_non_exhaustive()
+        self.engine.debug_as("Cache", f)
     }
 }
 
@@ -146,43 +92,35 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     /// [`Json`](crate::codec) with the `json` feature, or [`Pymemcache`](crate::Pymemcache)).
     /// Does no I/O.
     pub fn with_codec(client: Client, codec: C) -> Self {
+        let space = KeySpace {
+            prefix: Arc::from(T::PREFIX),
+            ttl: T::TTL,
+            schema: T::SCHEMA,
+        };
         Cache {
-            shared: Arc::new(Shared {
-                client,
-                codec,
-                counters: Counters::default(),
-                flights: Flights::default(),
-            }),
-            _values: PhantomData,
+            engine: Engine::new(client, codec, space),
         }
     }
 
     /// The client this cache talks through.
     pub fn client(&self) -> &Client {
-        &self.shared.client
+        self.engine.client()
     }
 
     /// The codec values are encoded with.
     pub fn codec(&self) -> &C {
-        &self.shared.codec
+        self.engine.codec()
     }
 
     /// The counters of this cache and its clones.
     pub fn stats(&self) -> CacheStats {
-        let c = &self.shared.counters;
-        CacheStats {
-            hits: c.hits.load(Ordering::Relaxed),
-            misses: c.misses.load(Ordering::Relaxed),
-            mismatches: c.mismatches.load(Ordering::Relaxed),
-            loads: c.loads.load(Ordering::Relaxed),
-            coalesced: c.coalesced.load(Ordering::Relaxed),
-        }
+        self.engine.stats()
     }
 
     /// How many values were read as misses because their flags did not match (another codec,
     /// another schema, a value written by someone else): `stats().mismatches`.
     pub fn mismatches(&self) -> u64 {
-        self.shared.counters.mismatches.load(Ordering::Relaxed)
+        self.stats().mismatches
     }
 
     /// The memcached key `key` is stored under, without the client's
@@ -198,86 +136,7 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         Q: CacheKey + ?Sized,
         T::Key: Borrow<Q>,
     {
-        self.key_of(key)
-    }
-
-    pub(crate) fn key_of<Q: CacheKey + ?Sized>(&self, key: &Q) -> Result<String, Error> {
-        let budget = MAX_KEY_LEN.saturating_sub(self.shared.client.key_prefix().len());
-        full_key(T::PREFIX, key, budget)
-    }
-
-    pub(crate) fn encode(&self, value: &T) -> Result<Encoded, Error> {
-        Ok(self.shared.codec.encode(value, T::SCHEMA)?)
-    }
-
-    /// The memcached key of `value` and its encoded form.
-    pub(crate) fn prepare(&self, value: &T) -> Result<(String, Encoded), Error> {
-        Ok((self.key_of(&value.cache_key())?, self.encode(value)?))
-    }
-
-    pub(crate) fn default_ttl() -> u32 {
-        T::TTL.unwrap_or(0)
-    }
-
-    /// A call's noreply setting, or else the client's default.
-    pub(crate) fn noreply(&self, call: Option<bool>) -> bool {
-        call.unwrap_or_else(|| self.shared.client.default_noreply())
-    }
-
-    /// Decodes a value read under `key`: a mismatch is a miss, counted and logged.
-    pub(crate) fn decode(&self, key: &str, value: Option<Value>) -> Result<Option<T>, Error> {
-        let counters = &self.shared.counters;
-        let Some(value) = value else {
-            Counters::bump(&counters.misses);
-            return Ok(None);
-        };
-        match self
-            .shared
-            .codec
-            .decode::<T>(&value.data, value.flags, T::SCHEMA)
-        {
-            Ok(Decoded::Value(decoded)) => {
-                Counters::bump(&counters.hits);
-                Ok(Some(decoded))
-            }
-            // An empty value with flags 0 is another client's lease placeholder (see
-            // `Client::lease`) when this codec does not use flags 0: a plain miss.
-            Ok(Decoded::Mismatch { found_flags: 0, .. }) if value.data.is_empty() => {
-                Counters::bump(&counters.misses);
-                Ok(None)
-            }
-            Ok(Decoded::Mismatch {
-                expected_flags,
-                found_flags,
-            }) => {
-                Counters::bump(&counters.mismatches);
-                Counters::bump(&counters.misses);
-                tracing::debug!(
-                    key,
-                    codec = C::NAME,
-                    found_flags,
-                    ?expected_flags,
-                    "value written with other flags (another codec or schema): read as a miss"
-                );
-                Ok(None)
-            }
-            Err(error) => {
-                tracing::debug!(key, codec = C::NAME, %error, "value could not be decoded");
-                Err(error.into())
-            }
-        }
-    }
-
-    pub(crate) async fn fetch(&self, key: &str) -> Result<Option<T>, Error> {
-        let value = self.shared.client.get(key).await?;
-        self.decode(key, value)
-    }
-
-    pub(crate) async fn fetch_with_token(&self, key: &str) -> Result<Option<(T, CasToken)>, Error> {
-        match self.shared.client.gets(key).await? {
-            None => self.decode(key, None).map(|_| None),
-            Some((value, token)) => Ok(self.decode(key, Some(value))?.map(|v| (v, token))),
-        }
+        self.engine.key_of(key)
     }
 
     // -----------------------------------------------------------------------------------
@@ -299,8 +158,8 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         Q: CacheKey + ?Sized,
         T::Key: Borrow<Q>,
     {
-        let key = self.key_of(key);
-        async move { self.fetch(&key?).await }
+        let key = self.engine.key_of(key);
+        async move { self.engine.fetch(&key?).await }
     }
 
     /// Reads the value stored under `key` with its CAS token, for a later
@@ -316,8 +175,8 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         Q: CacheKey + ?Sized,
         T::Key: Borrow<Q>,
     {
-        let key = self.key_of(key);
-        async move { self.fetch_with_token(&key?).await }
+        let key = self.engine.key_of(key);
+        async move { self.engine.fetch_with_token(&key?).await }
     }
 
     /// Reads many values in one round trip. The map holds the hits only (mismatches are
@@ -344,79 +203,240 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         I::Item: Borrow<T::Key>,
         T::Key: Clone + Eq + Hash + Send + 'a,
     {
-        let prepared = self.prepare_keys(keys);
+        let prepared = self.engine.prepare_keys(keys);
         async move {
             let (keys, full) = prepared?;
-            self.fetch_many(keys, &full).await
+            self.engine.fetch_many(keys, &full).await
         }
     }
 
-    /// The keys (deduplicated, in order) and their memcached keys.
-    pub(crate) fn prepare_keys<I>(&self, keys: I) -> Result<(Vec<T::Key>, Vec<String>), Error>
+    // -----------------------------------------------------------------------------------
+    // Writes
+
+    /// Stores `value` under its key ([`Cacheable::cache_key`]) with the type's
+    /// [`TTL`](Cacheable::TTL) (override with [`Store::ttl`]). Returns `true` when stored.
+    ///
+    /// Follows the client's [`default_noreply`](memcache_core::ClientBuilder::default_noreply)
+    /// (on by default): the call then returns `true` as soon as the request is handed to the
+    /// connection and a failure is never reported; [`Store::noreply`]`(false)` waits for the
+    /// outcome.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] (nothing sent); the client's connection and timeout errors, and
+    /// server errors when not noreply.
+    pub fn set(&self, value: &T) -> Store<'_, T, C> {
+        self.engine.store(StoreKind::Set, &value.cache_key(), value)
+    }
+
+    /// Stores `value` only if its key is absent: `false` when it exists. noreply as
+    /// [`set`](Cache::set) (then always `true`).
+    ///
+    /// # Errors
+    /// As [`set`](Cache::set).
+    pub fn add(&self, value: &T) -> Store<'_, T, C> {
+        self.engine.store(StoreKind::Add, &value.cache_key(), value)
+    }
+
+    /// Stores `value` only if its key exists: `false` when it does not. noreply as
+    /// [`set`](Cache::set) (then always `true`).
+    ///
+    /// # Errors
+    /// As [`set`](Cache::set).
+    pub fn replace(&self, value: &T) -> Store<'_, T, C> {
+        self.engine
+            .store(StoreKind::Replace, &value.cache_key(), value)
+    }
+
+    /// Stores many values, each under its own key, in one round trip per distinct flags
+    /// value (one for [`MessagePack`] and `Json`, whose flags depend on the type only).
+    /// Returns the keys that were not stored (none with noreply, the client's default).
+    /// Every value is encoded before anything is sent.
+    ///
+    /// # Errors
+    /// As [`set`](Cache::set).
+    pub fn set_many<'v, I>(&self, values: I) -> SetMany<'_, T, C>
+    where
+        I: IntoIterator<Item = &'v T>,
+        T: 'v,
+    {
+        self.engine
+            .set_many(values.into_iter().map(|value| (value.cache_key(), value)))
+    }
+
+    /// Stores `value` only if it has not changed since `token` was read by
+    /// [`gets`](Cache::gets), with the type's TTL. Waits for the outcome unless
+    /// [`Cas::noreply`]`(true)`.
+    ///
+    /// # Errors
+    /// As [`set`](Cache::set).
+    pub fn cas(&self, value: &T, token: CasToken) -> Cas<'_, T, C> {
+        self.engine.cas(&value.cache_key(), value, token)
+    }
+
+    /// Deletes the value under `key`: `true` when it existed. noreply as the client's
+    /// default (then always `true`).
+    ///
+    /// # Errors
+    /// Key errors; the client's connection, timeout and server errors.
+    pub fn delete<Q>(&self, key: &Q) -> Delete<'_, T, C>
+    where
+        Q: CacheKey + ?Sized,
+        T::Key: Borrow<Q>,
+    {
+        self.engine.delete(key)
+    }
+
+    /// Deletes many keys in one round trip. noreply as the client's default.
+    ///
+    /// # Errors
+    /// As [`delete`](Cache::delete).
+    pub fn delete_many<I>(&self, keys: I) -> DeleteMany<'_, T, C>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<T::Key>,
+    {
+        self.engine
+            .delete_many(self.engine.keys_of::<T::Key, _>(keys))
+    }
+
+    /// Resets the time to live of the value under `key` to the type's
+    /// [`TTL`](Cacheable::TTL) (override with [`Touch::ttl`]): `false` when the key is
+    /// missing. noreply as the client's default (then always `true`).
+    ///
+    /// # Errors
+    /// As [`delete`](Cache::delete).
+    pub fn touch<Q>(&self, key: &Q) -> Touch<'_, T, C>
+    where
+        Q: CacheKey + ?Sized,
+        T::Key: Borrow<Q>,
+    {
+        self.engine.touch(key)
+    }
+
+    /// Changes the value under `key` atomically: reads it with `gets`, applies `f`, and
+    /// writes the result with `cas`; when another writer changed the value in between, it
+    /// waits a few random milliseconds at most and starts over, up to
+    /// [`DEFAULT_UPDATE_ATTEMPTS`](crate::DEFAULT_UPDATE_ATTEMPTS) (16) rounds
+    /// ([`Update::max_attempts`] changes the bound). `f` may therefore run several times,
+    /// each time on the latest value.
+    ///
+    /// Returns the stored value, or `Ok(None)` without calling `f` when the key is missing
+    /// (a mismatch counts as missing; so does a value deleted between the read and the
+    /// write). The new value gets the type's TTL ([`Update::ttl`] overrides it) and stays
+    /// under `key`, whatever its own [`cache_key`](Cacheable::cache_key) says. The `cas`
+    /// always waits for its outcome, whatever the noreply default.
+    ///
+    /// # Errors
+    /// [`Error::UpdateConflict`] when every attempt lost the race; otherwise as
+    /// [`get`](Cache::get) and [`set`](Cache::set).
+    pub fn update<Q, F>(&self, key: &Q, f: F) -> Update<'_, T, C, F>
+    where
+        Q: CacheKey + ?Sized,
+        T::Key: Borrow<Q>,
+        F: FnMut(T) -> T,
+    {
+        self.engine.update(key, f)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Read-through
+
+    /// Reads the value under `key`; on a miss, runs `loader(key)`, stores its value with the
+    /// type's TTL, and returns it.
+    ///
+    /// **Single-flight.** However many tasks of this process ask for the same key at once
+    /// (through this cache or its clones), one runs: one `get`, and on a miss one loader
+    /// call. The others wait for its outcome and receive a clone of the value (hence
+    /// `T: Clone`) or of the error. If the task doing the work is cancelled (its future
+    /// dropped) before it finishes, one of the waiting tasks takes over with its own
+    /// loader; nobody waits forever for a task that is gone. Loads are shared between
+    /// callers whose loaders have the same error type `E` (in practice: the same loader).
+    ///
+    /// **Across processes**, on servers with the meta protocol, the leading call reads with
+    /// a [lease](memcache_core::Client::lease) ([`LEASE_TTL`](crate::LEASE_TTL) seconds):
+    /// the process whose lease wins loads; the others serve the old value of an invalidated
+    /// entry, or wait for the winner's value (at most the client's timeout) and then load
+    /// themselves. A winner that stores nothing releases the lease.
+    ///
+    /// **Errors of the loader** go to every waiting task, shared in an [`Arc`]
+    /// ([`LoadError::Loader`]), so `E` need not be `Clone`. Nothing is stored, and the next
+    /// call tries again.
+    ///
+    /// **Failures of the cache.** A read error fails the call without running the loader
+    /// ([`LoadError::Cache`]), unless the client has
+    /// [`ignore_exc`](memcache_core::ClientBuilder::ignore_exc): then the read is a miss and
+    /// the loader's value is returned even when memcached is down. Failing to store the
+    /// loaded value never fails the call: it is logged at warn level and the value returned.
+    /// A value with other flags is a miss, so the loader's value replaces it.
+    ///
+    /// The value is stored under the key that was asked for, whatever the loaded value's
+    /// own [`cache_key`](Cacheable::cache_key) says, with the client's noreply default.
+    ///
+    /// # Errors
+    /// [`LoadError::Cache`] as [`get`](Cache::get), or when the loaded value cannot be
+    /// encoded; [`LoadError::Loader`] with the loader's error.
+    ///
+    /// ```no_run
+    /// # use memcache_typed::{Cache, Cacheable};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Clone, Serialize, Deserialize, Cacheable)]
+    /// # struct User { #[cacheable(key)] id: u64, name: String }
+    /// # async fn load_user_from_db(id: u64) -> Result<User, std::io::Error> {
+    /// #     Ok(User { id, name: String::new() })
+    /// # }
+    /// # async fn demo(users: Cache<User>) -> Result<(), memcache_typed::LoadError<std::io::Error>> {
+    /// let user = users.get_or_load(&42, |id| load_user_from_db(*id)).await?;
+    /// # let _ = user;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<T, LoadError<E>>
+    where
+        Q: CacheKey + ?Sized,
+        T::Key: Borrow<Q>,
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce(&Q) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Send + Sync + 'static,
+    {
+        self.engine.get_or_load(key, loader).await
+    }
+
+    /// Reads many keys in one round trip; calls `loader` once with the keys that missed
+    /// (deduplicated, in the order given; not at all when every key hit), stores the values
+    /// it returns with [`set_many`](Cache::set_many) and the type's TTL, and returns the
+    /// hits and the loaded values together.
+    ///
+    /// The loader returns the values it found; a key it returns nothing for is absent from
+    /// the result (and nothing is stored for it). Each value is matched to a key by its
+    /// [`cache_key`](Cacheable::cache_key); values for keys that were not asked for are
+    /// ignored. The keys are read as [`get_many`](Cache::get_many) reads them (another
+    /// process's lease placeholder is a miss, so its key is loaded). Unlike
+    /// [`get_or_load`](Cache::get_or_load), batch loads are not shared between concurrent
+    /// callers. Errors and `ignore_exc` behave as there; a store failure is logged and does
+    /// not fail the call.
+    ///
+    /// # Errors
+    /// [`LoadError::Cache`] as [`get_many`](Cache::get_many), or when a loaded value cannot
+    /// be encoded; [`LoadError::Loader`] with the loader's error.
+    pub async fn get_many_or_load<I, F, Fut, E>(
+        &self,
+        keys: I,
+        loader: F,
+    ) -> Result<HashMap<T::Key, T>, LoadError<E>>
     where
         I: IntoIterator,
         I::Item: Borrow<T::Key>,
         T::Key: Clone + Eq + Hash,
+        F: FnOnce(Vec<T::Key>) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, E>>,
     {
-        let mut seen = HashSet::new();
-        let mut owned = Vec::new();
-        let mut full = Vec::new();
-        for key in keys {
-            let key = key.borrow();
-            if seen.insert(key.clone()) {
-                full.push(self.key_of(key)?);
-                owned.push(key.clone());
+        let keyed_loader = |missing| {
+            let loaded = loader(missing);
+            async move {
+                let values = loaded.await?;
+                Ok(values.into_iter().map(|value| (value.cache_key(), value)))
             }
-        }
-        Ok((owned, full))
-    }
-
-    pub(crate) async fn fetch_many(
-        &self,
-        keys: Vec<T::Key>,
-        full: &[String],
-    ) -> Result<HashMap<T::Key, T>, Error>
-    where
-        T::Key: Eq + Hash,
-    {
-        let mut found = self
-            .shared
-            .client
-            .get_many(full.iter().map(String::as_str))
-            .await?;
-        // The multi-key reply is classic and cannot tell another client's lease placeholder
-        // from a stored empty value; a single-key read can (over meta).
-        for full in full {
-            let key = full.as_str();
-            if found
-                .get(key)
-                .is_some_and(|value| self.may_be_placeholder(value))
-            {
-                match self.shared.client.get(key).await? {
-                    Some(value) => found.insert(key, value),
-                    None => found.remove(key),
-                };
-            }
-        }
-        let mut hits = HashMap::with_capacity(found.len());
-        for (key, full) in keys.into_iter().zip(full) {
-            if let Some(value) = self.decode(full, found.remove(full.as_str()))? {
-                hits.insert(key, value);
-            }
-        }
-        Ok(hits)
-    }
-
-    /// Whether `value`, read by a classic `get`, could be another client's lease placeholder
-    /// (empty, flags 0) that this codec would not simply read as a mismatch: a codec that
-    /// gives flags 0 a meaning, as [`Pymemcache`](crate::Pymemcache) does for `bytes`, would
-    /// take it for data.
-    fn may_be_placeholder(&self, value: &Value) -> bool {
-        value.data.is_empty()
-            && value.flags == 0
-            && !matches!(
-                self.shared.codec.decode::<T>(b"", 0, T::SCHEMA),
-                Ok(Decoded::Mismatch { .. })
-            )
+        };
+        self.engine.get_many_or_load(keys, keyed_loader).await
     }
 }

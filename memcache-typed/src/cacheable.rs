@@ -4,6 +4,8 @@ use crate::key::CacheKey;
 
 /// A value that can be stored in memcached under a key derived from the value itself.
 ///
+/// (A value stored under a key that is not part of it is a [`CacheValue`](crate::CacheValue).)
+///
 /// A `Cacheable` type says where its values live (`"{PREFIX}:{encoded key}"`), how long they
 /// live by default ([`TTL`](Cacheable::TTL)), and which shape they have
 /// ([`SCHEMA`](Cacheable::SCHEMA)), so that a value written by another version of the type
@@ -70,9 +72,12 @@ use crate::key::CacheKey;
 /// declaration order its name, `:`, its type's tokens joined by single spaces, and a NUL byte.
 /// The [memcache-derive](memcache_derive) crate documentation spells the recipe out.
 ///
-/// The derive accepts structs with named fields only, and refuses generic structs: every
-/// instantiation would share one prefix and one schema. Every mistake is a compile error at
-/// the offending token.
+/// The derive makes a `Cacheable` of a struct with named fields, and refuses generic types:
+/// every instantiation would share one prefix and one schema. Every mistake is a compile
+/// error at the offending token. For a type whose key is **not** one of its fields (a
+/// newtype, a tuple struct, an enum, or a struct stored under an outside key),
+/// `#[cacheable(key_type = u64)]` derives [`CacheValue`](crate::CacheValue) instead, whose
+/// cache, a [`KeyedCache`](crate::KeyedCache), takes the key beside the value.
 ///
 /// # Implementing by hand
 ///

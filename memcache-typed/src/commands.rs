@@ -1,6 +1,8 @@
-//! The write commands of a [`Cache`] (`set`, `add`, `replace`, `set_many`, `cas`, `delete`,
-//! `delete_many`, `touch`, and the `gets` + `cas` loop `update`): each method returns a
-//! builder that takes per-call options and is then awaited.
+//! The write commands of both typed caches (`set`, `add`, `replace`, `set_many`, `cas`,
+//! `delete`, `delete_many`, `touch`, and the `gets` + `cas` loop `update`): the builders they
+//! return, which take per-call options and are then awaited, and the [`Engine`] methods that
+//! make them. [`Cache`](crate::Cache) and [`KeyedCache`](crate::KeyedCache) only find the key
+//! (in the value, or beside it) and call these.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
@@ -12,189 +14,115 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use memcache_core::{CasOutcome, CasToken};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::cache::Cache;
-use crate::cacheable::Cacheable;
 use crate::codec::{Codec, Encoded};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::key::CacheKey;
+#[cfg(doc)]
+use crate::{Cache, KeyedCache};
 
-/// How many `gets` + `cas` rounds [`Cache::update`] tries before it gives up with
-/// [`Error::UpdateConflict`], unless [`Update::max_attempts`] says otherwise.
+/// How many `gets` + `cas` rounds `update` ([`Cache::update`], [`KeyedCache::update`])
+/// tries before it gives up with [`Error::UpdateConflict`], unless [`Update::max_attempts`] says otherwise.
 pub const DEFAULT_UPDATE_ATTEMPTS: u32 = 16;
 
-/// The longest pause [`Cache::update`] makes between two conflicting attempts.
+/// The longest pause `update` makes between two conflicting attempts.
 const MAX_UPDATE_BACKOFF: Duration = Duration::from_millis(10);
 
 /// The future the typed command builders ([`Store`], [`SetMany`], [`Cas`], [`Delete`],
 /// [`DeleteMany`], [`Touch`], [`Update`]) turn into when awaited.
 pub type CacheFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
-impl<T: Cacheable, C: Codec> Cache<T, C> {
-    fn store(&self, kind: StoreKind, value: &T) -> Store<'_, T, C> {
+/// The builders' constructors, shared by both fronts: each takes the memcached key (or what
+/// builds it) and the value as the front found them.
+impl<V: Serialize, C: Codec> Engine<V, C> {
+    pub(crate) fn store<Q: CacheKey + ?Sized>(
+        &self,
+        kind: StoreKind,
+        key: &Q,
+        value: &V,
+    ) -> Store<'_, V, C> {
         Store {
-            cache: self,
+            engine: self,
             kind,
-            prepared: self.prepare(value),
+            prepared: self.prepare(key, value),
             ttl: None,
             noreply: None,
         }
     }
 
-    /// Stores `value` under its key ([`Cacheable::cache_key`]) with the type's
-    /// [`TTL`](Cacheable::TTL) (override with [`Store::ttl`]). Returns `true` when stored.
-    ///
-    /// Follows the client's [`default_noreply`](memcache_core::ClientBuilder::default_noreply)
-    /// (on by default): the call then returns `true` as soon as the request is handed to the
-    /// connection and a failure is never reported; [`Store::noreply`]`(false)` waits for the
-    /// outcome.
-    ///
-    /// # Errors
-    /// [`Error::Encode`] (nothing sent); the client's connection and timeout errors, and
-    /// server errors when not noreply.
-    pub fn set(&self, value: &T) -> Store<'_, T, C> {
-        self.store(StoreKind::Set, value)
-    }
-
-    /// Stores `value` only if its key is absent: `false` when it exists. noreply as
-    /// [`set`](Cache::set) (then always `true`).
-    ///
-    /// # Errors
-    /// As [`set`](Cache::set).
-    pub fn add(&self, value: &T) -> Store<'_, T, C> {
-        self.store(StoreKind::Add, value)
-    }
-
-    /// Stores `value` only if its key exists: `false` when it does not. noreply as
-    /// [`set`](Cache::set) (then always `true`).
-    ///
-    /// # Errors
-    /// As [`set`](Cache::set).
-    pub fn replace(&self, value: &T) -> Store<'_, T, C> {
-        self.store(StoreKind::Replace, value)
-    }
-
-    /// Stores many values, each under its own key, in one round trip per distinct flags
-    /// value (one for [`MessagePack`](crate::MessagePack) and `Json`, whose flags depend on
-    /// the type only). Returns the keys that were not stored (none with noreply, the
-    /// client's default). Every value is encoded before anything is sent.
-    ///
-    /// # Errors
-    /// As [`set`](Cache::set).
-    pub fn set_many<'v, I>(&self, values: I) -> SetMany<'_, T, C>
+    /// `entries` are (key, value) pairs; every value is encoded before anything is sent.
+    pub(crate) fn set_many<K, B, I>(&self, entries: I) -> SetMany<'_, V, C, K>
     where
-        I: IntoIterator<Item = &'v T>,
-        T: 'v,
+        K: CacheKey,
+        B: Borrow<V>,
+        I: IntoIterator<Item = (K, B)>,
     {
-        let prepared = values
+        let prepared = entries
             .into_iter()
-            .map(|value| {
-                let key = value.cache_key();
-                let (full, encoded) = self.prepare(value)?;
+            .map(|(key, value)| {
+                let (full, encoded) = self.prepare(&key, value.borrow())?;
                 Ok((key, full, encoded))
             })
             .collect();
         SetMany {
-            cache: self,
+            engine: self,
             prepared,
             ttl: None,
             noreply: None,
         }
     }
 
-    /// Stores `value` only if it has not changed since `token` was read by
-    /// [`gets`](Cache::gets), with the type's TTL. Waits for the outcome unless
-    /// [`Cas::noreply`]`(true)`.
-    ///
-    /// # Errors
-    /// As [`set`](Cache::set).
-    pub fn cas(&self, value: &T, token: CasToken) -> Cas<'_, T, C> {
+    pub(crate) fn cas<Q: CacheKey + ?Sized>(
+        &self,
+        key: &Q,
+        value: &V,
+        token: CasToken,
+    ) -> Cas<'_, V, C> {
         Cas {
-            cache: self,
-            prepared: self.prepare(value),
+            engine: self,
+            prepared: self.prepare(key, value),
             token,
             ttl: None,
             noreply: false,
         }
     }
 
-    /// Deletes the value under `key`: `true` when it existed. noreply as the client's
-    /// default (then always `true`).
-    ///
-    /// # Errors
-    /// Key errors; the client's connection, timeout and server errors.
-    pub fn delete<Q>(&self, key: &Q) -> Delete<'_, T, C>
-    where
-        Q: CacheKey + ?Sized,
-        T::Key: Borrow<Q>,
-    {
+    pub(crate) fn delete<Q: CacheKey + ?Sized>(&self, key: &Q) -> Delete<'_, V, C> {
         Delete {
-            cache: self,
+            engine: self,
             key: self.key_of(key),
             noreply: None,
         }
     }
 
-    /// Deletes many keys in one round trip. noreply as the client's default.
-    ///
-    /// # Errors
-    /// As [`delete`](Cache::delete).
-    pub fn delete_many<I>(&self, keys: I) -> DeleteMany<'_, T, C>
-    where
-        I: IntoIterator,
-        I::Item: Borrow<T::Key>,
-    {
+    /// `keys` from [`keys_of`](Engine::keys_of).
+    pub(crate) fn delete_many(&self, keys: Result<Vec<String>, Error>) -> DeleteMany<'_, V, C> {
         DeleteMany {
-            cache: self,
-            keys: keys
-                .into_iter()
-                .map(|key| self.key_of(key.borrow()))
-                .collect(),
+            engine: self,
+            keys,
             noreply: None,
         }
     }
 
-    /// Resets the time to live of the value under `key` to the type's
-    /// [`TTL`](Cacheable::TTL) (override with [`Touch::ttl`]): `false` when the key is
-    /// missing. noreply as the client's default (then always `true`).
-    ///
-    /// # Errors
-    /// As [`delete`](Cache::delete).
-    pub fn touch<Q>(&self, key: &Q) -> Touch<'_, T, C>
-    where
-        Q: CacheKey + ?Sized,
-        T::Key: Borrow<Q>,
-    {
+    pub(crate) fn touch<Q: CacheKey + ?Sized>(&self, key: &Q) -> Touch<'_, V, C> {
         Touch {
-            cache: self,
+            engine: self,
             key: self.key_of(key),
             ttl: None,
             noreply: None,
         }
     }
 
-    /// Changes the value under `key` atomically: reads it with `gets`, applies `f`, and
-    /// writes the result with `cas`; when another writer changed the value in between, it
-    /// waits a few random milliseconds at most and starts over, up to
-    /// [`DEFAULT_UPDATE_ATTEMPTS`] (16) rounds ([`Update::max_attempts`] changes the bound).
-    /// `f` may therefore run several times, each time on the latest value.
-    ///
-    /// Returns the stored value, or `Ok(None)` without calling `f` when the key is missing
-    /// (a mismatch counts as missing; so does a value deleted between the read and the
-    /// write). The new value gets the type's TTL ([`Update::ttl`] overrides it). The `cas`
-    /// always waits for its outcome, whatever the noreply default.
-    ///
-    /// # Errors
-    /// [`Error::UpdateConflict`] when every attempt lost the race; otherwise as
-    /// [`get`](Cache::get) and [`set`](Cache::set).
-    pub fn update<Q, F>(&self, key: &Q, f: F) -> Update<'_, T, C, F>
+    pub(crate) fn update<Q, F>(&self, key: &Q, f: F) -> Update<'_, V, C, F>
     where
         Q: CacheKey + ?Sized,
-        T::Key: Borrow<Q>,
-        F: FnMut(T) -> T,
+        F: FnMut(V) -> V,
     {
         Update {
-            cache: self,
+            engine: self,
             key: self.key_of(key),
             f,
             ttl: None,
@@ -203,8 +131,9 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     }
 }
 
+/// Which of the three store commands a [`Store`] sends.
 #[derive(Debug, Clone, Copy)]
-enum StoreKind {
+pub(crate) enum StoreKind {
     Set,
     Add,
     Replace,
@@ -229,14 +158,10 @@ macro_rules! cache_future {
 
 macro_rules! debug_builder {
     ($name:ident<$($g:ident),*> { $($field:ident),* }) => {
-        impl<$($g),*> fmt::Debug for $name<'_, $($g),*>
-        where
-            T: Cacheable,
-            C: Codec,
-        {
+        impl<$($g),*> fmt::Debug for $name<'_, $($g),*> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("prefix", &T::PREFIX)
+                    .field("prefix", &&*self.engine.space.prefix)
                     $(.field(stringify!($field), &self.$field))*
                     .finish_non_exhaustive()
             }
@@ -244,11 +169,12 @@ macro_rules! debug_builder {
     };
 }
 
-/// `set` / `add` / `replace` of a typed value: see [`Cache::set`]. Set options, then
+/// `set` / `add` / `replace` of a typed value: see [`Cache::set`] and
+/// [`KeyedCache::set`]. Set options, then
 /// `.await` it.
 #[must_use = "a command does nothing until it is awaited"]
-pub struct Store<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
+pub struct Store<'a, T, C> {
+    engine: &'a Engine<T, C>,
     kind: StoreKind,
     prepared: Result<(String, Encoded), Error>,
     ttl: Option<u32>,
@@ -256,9 +182,9 @@ pub struct Store<'a, T: Cacheable, C: Codec> {
 }
 debug_builder!(Store<T, C> { kind, ttl, noreply });
 
-impl<'a, T: Cacheable, C: Codec> Store<'a, T, C> {
-    /// Time to live in seconds for this write, instead of the type's
-    /// [`TTL`](Cacheable::TTL) (0: no expiry).
+impl<'a, T, C: Codec> Store<'a, T, C> {
+    /// Time to live in seconds for this write, instead of the cache's
+    /// default TTL (0: no expiry).
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self
@@ -272,7 +198,7 @@ impl<'a, T: Cacheable, C: Codec> Store<'a, T, C> {
 
     async fn run(self) -> Result<bool, Error> {
         let (key, encoded) = self.prepared?;
-        let client = &self.cache.shared.client;
+        let client = &self.engine.shared.client;
         let command = match self.kind {
             StoreKind::Set => client.set(key, encoded.data),
             StoreKind::Add => client.add(key, encoded.data),
@@ -280,23 +206,27 @@ impl<'a, T: Cacheable, C: Codec> Store<'a, T, C> {
         };
         let command = command
             .flags(encoded.flags)
-            .ttl(self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl))
-            .noreply(self.cache.noreply(self.noreply));
+            .ttl(self.ttl.unwrap_or_else(|| self.engine.default_ttl()))
+            .noreply(self.engine.noreply(self.noreply));
         Ok(command.await?)
     }
 }
 
-cache_future!(Store<T, C> => bool, where T: Cacheable, C: Codec);
+cache_future!(Store<T, C> => bool, where C: Codec);
 
-/// Many typed `set`s: see [`Cache::set_many`].
+/// Many typed `set`s: see [`Cache::set_many`] and
+/// [`KeyedCache::set_many`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct SetMany<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
-    prepared: Result<Vec<(T::Key, String, Encoded)>, Error>,
+///
+/// `K` is the key type: the values' own key type for a [`Cache`](crate::Cache), the cache's
+/// key type for a [`KeyedCache`](crate::KeyedCache).
+pub struct SetMany<'a, T, C, K = <T as crate::Cacheable>::Key> {
+    engine: &'a Engine<T, C>,
+    prepared: Result<Vec<(K, String, Encoded)>, Error>,
     ttl: Option<u32>,
     noreply: Option<bool>,
 }
-debug_builder!(SetMany<T, C> { ttl, noreply });
+debug_builder!(SetMany<T, C, K> { ttl, noreply });
 
 /// A memcached key that remembers which value of a batch it belongs to.
 struct Indexed(usize, String);
@@ -307,9 +237,9 @@ impl AsRef<[u8]> for Indexed {
     }
 }
 
-impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
-    /// Time to live in seconds for these writes, instead of the type's
-    /// [`TTL`](Cacheable::TTL) (0: no expiry).
+impl<'a, T, C: Codec, K> SetMany<'a, T, C, K> {
+    /// Time to live in seconds for these writes, instead of the cache's
+    /// default TTL (0: no expiry).
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self
@@ -321,9 +251,9 @@ impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
         self
     }
 
-    pub(crate) async fn run(self) -> Result<Vec<T::Key>, Error> {
+    pub(crate) async fn run(self) -> Result<Vec<K>, Error> {
         let prepared = self.prepared?;
-        let ttl = self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl);
+        let ttl = self.ttl.unwrap_or_else(|| self.engine.default_ttl());
         // One batch per flags value, in order of first appearance.
         let mut batches: Vec<(u32, Vec<(Indexed, Bytes)>)> = Vec::new();
         let mut keys = Vec::with_capacity(prepared.len());
@@ -341,13 +271,13 @@ impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
         let mut not_stored = Vec::new();
         for (flags, items) in batches {
             let command = self
-                .cache
+                .engine
                 .shared
                 .client
                 .set_many(items)
                 .flags(flags)
                 .ttl(ttl)
-                .noreply(self.cache.noreply(self.noreply));
+                .noreply(self.engine.noreply(self.noreply));
             for Indexed(index, _) in command.await? {
                 not_stored.extend(keys[index].take());
             }
@@ -356,12 +286,13 @@ impl<'a, T: Cacheable, C: Codec> SetMany<'a, T, C> {
     }
 }
 
-cache_future!(SetMany<T, C> => Vec<T::Key>, where T: Cacheable, T::Key: Send, C: Codec);
+cache_future!(SetMany<T, C, K> => Vec<K>, where K: Send + 'a, C: Codec);
 
-/// A typed `cas`: see [`Cache::cas`].
+/// A typed `cas`: see [`Cache::cas`] and
+/// [`KeyedCache::cas`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct Cas<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
+pub struct Cas<'a, T, C> {
+    engine: &'a Engine<T, C>,
     prepared: Result<(String, Encoded), Error>,
     token: CasToken,
     ttl: Option<u32>,
@@ -369,9 +300,9 @@ pub struct Cas<'a, T: Cacheable, C: Codec> {
 }
 debug_builder!(Cas<T, C> { token, ttl, noreply });
 
-impl<'a, T: Cacheable, C: Codec> Cas<'a, T, C> {
-    /// Time to live in seconds for this write, instead of the type's
-    /// [`TTL`](Cacheable::TTL) (0: no expiry).
+impl<'a, T, C: Codec> Cas<'a, T, C> {
+    /// Time to live in seconds for this write, instead of the cache's
+    /// default TTL (0: no expiry).
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self
@@ -387,30 +318,31 @@ impl<'a, T: Cacheable, C: Codec> Cas<'a, T, C> {
     async fn run(self) -> Result<CasOutcome, Error> {
         let (key, encoded) = self.prepared?;
         let outcome = self
-            .cache
+            .engine
             .shared
             .client
             .cas(key, encoded.data, self.token)
             .flags(encoded.flags)
-            .ttl(self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl))
+            .ttl(self.ttl.unwrap_or_else(|| self.engine.default_ttl()))
             .noreply(self.noreply)
             .await?;
         Ok(outcome)
     }
 }
 
-cache_future!(Cas<T, C> => CasOutcome, where T: Cacheable, C: Codec);
+cache_future!(Cas<T, C> => CasOutcome, where C: Codec);
 
-/// A typed `delete`: see [`Cache::delete`].
+/// A typed `delete`: see [`Cache::delete`] and
+/// [`KeyedCache::delete`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct Delete<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
+pub struct Delete<'a, T, C> {
+    engine: &'a Engine<T, C>,
     key: Result<String, Error>,
     noreply: Option<bool>,
 }
 debug_builder!(Delete<T, C> { key, noreply });
 
-impl<'a, T: Cacheable, C: Codec> Delete<'a, T, C> {
+impl<'a, T, C: Codec> Delete<'a, T, C> {
     /// Overrides the client's noreply default for this call.
     pub fn noreply(mut self, on: bool) -> Self {
         self.noreply = Some(on);
@@ -418,23 +350,24 @@ impl<'a, T: Cacheable, C: Codec> Delete<'a, T, C> {
     }
 
     async fn run(self) -> Result<bool, Error> {
-        let command = self.cache.shared.client.delete(self.key?);
-        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
+        let command = self.engine.shared.client.delete(self.key?);
+        Ok(command.noreply(self.engine.noreply(self.noreply)).await?)
     }
 }
 
-cache_future!(Delete<T, C> => bool, where T: Cacheable, C: Codec);
+cache_future!(Delete<T, C> => bool, where C: Codec);
 
-/// Many typed `delete`s: see [`Cache::delete_many`].
+/// Many typed `delete`s: see [`Cache::delete_many`] and
+/// [`KeyedCache::delete_many`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct DeleteMany<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
+pub struct DeleteMany<'a, T, C> {
+    engine: &'a Engine<T, C>,
     keys: Result<Vec<String>, Error>,
     noreply: Option<bool>,
 }
 debug_builder!(DeleteMany<T, C> { keys, noreply });
 
-impl<'a, T: Cacheable, C: Codec> DeleteMany<'a, T, C> {
+impl<'a, T, C: Codec> DeleteMany<'a, T, C> {
     /// Overrides the client's noreply default for this call.
     pub fn noreply(mut self, on: bool) -> Self {
         self.noreply = Some(on);
@@ -442,26 +375,27 @@ impl<'a, T: Cacheable, C: Codec> DeleteMany<'a, T, C> {
     }
 
     async fn run(self) -> Result<(), Error> {
-        let command = self.cache.shared.client.delete_many(self.keys?);
-        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
+        let command = self.engine.shared.client.delete_many(self.keys?);
+        Ok(command.noreply(self.engine.noreply(self.noreply)).await?)
     }
 }
 
-cache_future!(DeleteMany<T, C> => (), where T: Cacheable, C: Codec);
+cache_future!(DeleteMany<T, C> => (), where C: Codec);
 
-/// A typed `touch`: see [`Cache::touch`].
+/// A typed `touch`: see [`Cache::touch`] and
+/// [`KeyedCache::touch`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct Touch<'a, T: Cacheable, C: Codec> {
-    cache: &'a Cache<T, C>,
+pub struct Touch<'a, T, C> {
+    engine: &'a Engine<T, C>,
     key: Result<String, Error>,
     ttl: Option<u32>,
     noreply: Option<bool>,
 }
 debug_builder!(Touch<T, C> { key, ttl, noreply });
 
-impl<'a, T: Cacheable, C: Codec> Touch<'a, T, C> {
-    /// The new time to live in seconds, instead of the type's [`TTL`](Cacheable::TTL)
-    /// (0: no expiry).
+impl<'a, T, C: Codec> Touch<'a, T, C> {
+    /// The new time to live in seconds, instead of the cache's default
+    /// TTL (0: no expiry).
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self
@@ -474,28 +408,29 @@ impl<'a, T: Cacheable, C: Codec> Touch<'a, T, C> {
     }
 
     async fn run(self) -> Result<bool, Error> {
-        let ttl = self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl);
-        let command = self.cache.shared.client.touch(self.key?, ttl);
-        Ok(command.noreply(self.cache.noreply(self.noreply)).await?)
+        let ttl = self.ttl.unwrap_or_else(|| self.engine.default_ttl());
+        let command = self.engine.shared.client.touch(self.key?, ttl);
+        Ok(command.noreply(self.engine.noreply(self.noreply)).await?)
     }
 }
 
-cache_future!(Touch<T, C> => bool, where T: Cacheable, C: Codec);
+cache_future!(Touch<T, C> => bool, where C: Codec);
 
-/// A compare-and-swap loop: see [`Cache::update`].
+/// A compare-and-swap loop: see [`Cache::update`] and
+/// [`KeyedCache::update`].
 #[must_use = "a command does nothing until it is awaited"]
-pub struct Update<'a, T: Cacheable, C: Codec, F> {
-    cache: &'a Cache<T, C>,
+pub struct Update<'a, T, C, F> {
+    engine: &'a Engine<T, C>,
     key: Result<String, Error>,
     f: F,
     ttl: Option<u32>,
     attempts: u32,
 }
 
-impl<T: Cacheable, C: Codec, F> fmt::Debug for Update<'_, T, C, F> {
+impl<T, C, F> fmt::Debug for Update<'_, T, C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Update")
-            .field("prefix", &T::PREFIX)
+            .field("prefix", &&*self.engine.space.prefix)
             .field("key", &self.key)
             .field("ttl", &self.ttl)
             .field("attempts", &self.attempts)
@@ -503,9 +438,14 @@ impl<T: Cacheable, C: Codec, F> fmt::Debug for Update<'_, T, C, F> {
     }
 }
 
-impl<'a, T: Cacheable, C: Codec, F: FnMut(T) -> T> Update<'a, T, C, F> {
-    /// Time to live in seconds for the new value, instead of the type's
-    /// [`TTL`](Cacheable::TTL) (0: no expiry).
+impl<'a, T, C, F> Update<'a, T, C, F>
+where
+    T: Serialize + DeserializeOwned,
+    C: Codec,
+    F: FnMut(T) -> T,
+{
+    /// Time to live in seconds for the new value, instead of the cache's
+    /// default TTL (0: no expiry).
     pub fn ttl(mut self, seconds: u32) -> Self {
         self.ttl = Some(seconds);
         self
@@ -520,18 +460,18 @@ impl<'a, T: Cacheable, C: Codec, F: FnMut(T) -> T> Update<'a, T, C, F> {
 
     async fn run(mut self) -> Result<Option<T>, Error> {
         let key = self.key?;
-        let ttl = self.ttl.unwrap_or_else(Cache::<T, C>::default_ttl);
-        let cache = self.cache;
+        let ttl = self.ttl.unwrap_or_else(|| self.engine.default_ttl());
+        let engine = self.engine;
         for attempt in 0..self.attempts {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let Some((current, token)) = cache.fetch_with_token(&key).await? else {
+            let Some((current, token)) = engine.fetch_with_token(&key).await? else {
                 return Ok(None);
             };
             let next = (self.f)(current);
-            let encoded = cache.encode(&next)?;
-            let outcome = cache
+            let encoded = engine.encode(&next)?;
+            let outcome = engine
                 .shared
                 .client
                 .cas(key.as_str(), encoded.data, token)
@@ -562,7 +502,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_micros(random % (micros + 1))
 }
 
-cache_future!(Update<T, C, F> => Option<T>, where T: Cacheable + Send, C: Codec, F: FnMut(T) -> T + Send + 'a);
+cache_future!(Update<T, C, F> => Option<T>, where T: Serialize + DeserializeOwned + Send, C: Codec, F: FnMut(T) -> T + Send + 'a);
 
 #[cfg(test)]
 mod tests {

@@ -52,22 +52,39 @@ pub enum Error {
     #[error(transparent)]
     Decode(#[from] DecodeError),
 
-    /// The key prefix is empty, contains a byte memcached does not accept in a
-    /// key (ASCII whitespace, control bytes, DEL or non-ASCII), or contains `:`,
-    /// which separates the prefix from the key (with it, two types' keys could
-    /// meet: prefix `user:1` with key `2`, prefix `user` with key `(1, 2)`).
+    /// The key prefix breaks the rules of [`check_prefix`](crate::key::check_prefix): it is
+    /// empty, contains a byte memcached does not accept in a key (ASCII whitespace, control
+    /// bytes, DEL or non-ASCII), contains `:`, which separates the prefix from the key (with
+    /// it, two types' keys could meet: prefix `user:1` with key `2`, prefix `user` with key
+    /// `(1, 2)`), or is longer than [`MAX_PREFIX_LEN`](crate::key::MAX_PREFIX_LEN) bytes. The
+    /// message says which.
     ///
-    /// `#[derive(Cacheable)]` rejects such prefixes at compile time; this can
-    /// only come from a hand-written [`Cacheable`](crate::Cacheable) impl, and
-    /// then every command of a [`Cache`](crate::Cache) of that type fails with
-    /// it, before anything is sent.
+    /// `#[derive(Cacheable)]` rejects such prefixes at compile time, and
+    /// [`KeyedCache::new`](crate::KeyedCache::new) when it is called. A hand-written
+    /// [`Cacheable`](crate::Cacheable) or [`CacheValue`](crate::CacheValue) impl with such a
+    /// prefix compiles, and then every command of its cache fails with this error, before
+    /// anything is sent.
     #[error(
-        "invalid key prefix {prefix:?}: it must be non-empty printable ASCII \
-         without spaces or `:` (which separates the prefix from the key)"
+        "invalid key prefix {prefix:?}: a prefix {}",
+        crate::key::prefix_problem(.prefix).unwrap_or("must follow the prefix rules")
     )]
     InvalidPrefix {
         /// The offending prefix.
         prefix: String,
+    },
+
+    /// A default TTL for a [`KeyedCache`](crate::KeyedCache)
+    /// ([`with_ttl`](crate::KeyedCache::with_ttl)) outside 1 to 2592000 seconds (30 days):
+    /// memcached reads larger values as a unix timestamp, and 0 would silently mean "never
+    /// expires" (which is the default without `with_ttl`). The same rule as the derive's
+    /// `ttl`. Per-call `.ttl(seconds)` takes any value.
+    #[error(
+        "invalid default ttl {seconds}: it must be from 1 to 2592000 seconds (30 days); \
+         leave it unset for entries that do not expire"
+    )]
+    InvalidTtl {
+        /// The refused number of seconds.
+        seconds: u32,
     },
 
     /// The key cannot fit in the key length budget even in its hashed form
@@ -131,12 +148,14 @@ impl Error {
     }
 
     /// Whether the request was refused before anything was sent: an illegal key or
-    /// argument reported by the client, or a key this crate could not build
-    /// ([`is_key`](Error::is_key)), or a value it could not encode
-    /// ([`is_encode`](Error::is_encode)).
+    /// argument reported by the client, a key this crate could not build
+    /// ([`is_key`](Error::is_key)), a value it could not encode
+    /// ([`is_encode`](Error::is_encode)), or a refused default TTL
+    /// ([`Error::InvalidTtl`]).
     pub fn is_illegal_input(&self) -> bool {
         self.is_key()
             || self.is_encode()
+            || matches!(self, Error::InvalidTtl { .. })
             || self
                 .client_error()
                 .is_some_and(memcache_core::Error::is_illegal_input)

@@ -201,19 +201,14 @@ pub fn encode_key<K: CacheKey + ?Sized>(key: &K) -> String {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidPrefix`] if `prefix` is empty, has a byte that memcached
-/// does not accept in a key, or has a `:` (which separates the prefix from the
-/// key); [`Error::KeyTooLong`] if even the hashed form does not fit in `budget`.
+/// [`Error::InvalidPrefix`] if `prefix` breaks the rules of [`check_prefix`];
+/// [`Error::KeyTooLong`] if even the hashed form does not fit in `budget`.
 pub fn full_key<K: CacheKey + ?Sized>(
     prefix: &str,
     key: &K,
     budget: usize,
 ) -> Result<String, Error> {
-    if prefix.is_empty() || prefix.bytes().any(|b| b <= 0x20 || b >= 0x7f || b == b':') {
-        return Err(Error::InvalidPrefix {
-            prefix: prefix.to_owned(),
-        });
-    }
+    check_prefix(prefix)?;
     let budget = budget.min(MAX_KEY_LEN);
 
     let mut buf = String::with_capacity(prefix.len() + 1 + 24);
@@ -240,6 +235,58 @@ pub fn full_key<K: CacheKey + ?Sized>(
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(digest, &mut hashed);
     debug_assert_eq!(hashed.len(), hashed_len);
     Ok(hashed)
+}
+
+/// The longest key prefix accepted, in bytes: a memcached key is at most 250 bytes, and a
+/// [hashed](self#long-keys) key needs 46 of them after the prefix and its `:`.
+pub const MAX_PREFIX_LEN: usize = 200;
+
+/// Checks a key prefix against the rules every typed cache applies, and that
+/// `#[derive(Cacheable)]` applies at compile time: not empty, printable ASCII
+/// without whitespace or control characters, no `:` (the first `:` of a key ends
+/// its prefix, so that prefix `user:1` with key `2` cannot meet prefix `user`
+/// with key `(1, 2)`), at most [`MAX_PREFIX_LEN`] bytes.
+///
+/// ```
+/// use memcache_typed::key::check_prefix;
+///
+/// assert!(check_prefix("app.user-v2").is_ok());
+/// let error = check_prefix("user:1").unwrap_err();
+/// assert!(error.to_string().contains("must not contain `:`"), "{error}");
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidPrefix`], whose message says which rule the prefix breaks.
+pub fn check_prefix(prefix: &str) -> Result<(), Error> {
+    match prefix_problem(prefix) {
+        None => Ok(()),
+        Some(_) => Err(Error::InvalidPrefix {
+            prefix: prefix.to_owned(),
+        }),
+    }
+}
+
+/// Which rule of [`check_prefix`] `prefix` breaks, as a phrase ("must ..."), if any.
+///
+/// The derive (`memcache-derive`'s `valid::prefix_problem`) applies the same rules at compile
+/// time; a test there checks that both accept exactly the same prefixes.
+pub(crate) fn prefix_problem(prefix: &str) -> Option<&'static str> {
+    if prefix.is_empty() {
+        Some("must not be empty")
+    } else if prefix.chars().any(char::is_whitespace) {
+        Some("must not contain whitespace")
+    } else if prefix.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if !prefix.is_ascii() {
+        Some("must be ASCII")
+    } else if prefix.contains(':') {
+        Some("must not contain `:`, which separates the prefix from the key")
+    } else if prefix.len() > MAX_PREFIX_LEN {
+        Some("must be at most 200 bytes")
+    } else {
+        None
+    }
 }
 
 macro_rules! integer_keys {

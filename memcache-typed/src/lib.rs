@@ -1,18 +1,25 @@
-//! Typed caching over memcached: derive [`Cacheable`] on your domain structs and read and
-//! write them through a [`Cache`], without ever writing a cache key, an encoder or a flags
-//! value by hand, and without being able to mix up types.
+//! Typed caching over memcached: derive [`Cacheable`] on your domain types and read and
+//! write them through a [`Cache`] or a [`KeyedCache`], without ever writing a cache key, an
+//! encoder or a flags value by hand, and without being able to mix up types.
 //!
 //! This crate re-exports the async client, [`memcache_core`] (whole, and [`Client`],
 //! [`ClientBuilder`], [`CasToken`], [`CasOutcome`] and [`Value`] at the top level), and the
 //! derive, so a service depends on this one crate.
 //!
-//! # Quick start
+//! # Quick start: two forms
+//!
+//! A value either **carries its key** (a user and its id: a [`Cache`], `users.set(&user)`),
+//! or is stored **under a key beside it** (the ids of a user's friends under the user's id, a
+//! page under its path, a string a Python service wrote: a [`KeyedCache`],
+//! `friends.set(&id, &ids)`). Both have the same commands, the same guarantees and one
+//! implementation; only where a write finds its key differs.
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use memcache_typed::{Cache, Cacheable, Client};
+//! use memcache_typed::{Cache, Cacheable, Client, KeyedCache, Pymemcache};
 //! use serde::{Deserialize, Serialize};
 //!
+//! // The key is a field: Cache<User>.
 //! #[derive(Clone, Serialize, Deserialize, Cacheable)]
 //! #[cacheable(prefix = "user", ttl = 300)]
 //! struct User {
@@ -21,8 +28,16 @@
 //!     name: String,
 //! }
 //!
+//! // The key is outside the value: KeyedCache<u64, Friends>.
+//! #[derive(Clone, Serialize, Deserialize, Cacheable)]
+//! #[cacheable(prefix = "friends", key_type = u64, ttl = 600)]
+//! struct Friends(Vec<u64>);
+//!
 //! # async fn load_user_from_db(id: u64) -> Result<User, std::io::Error> {
 //! #     Ok(User { id, name: String::new() })
+//! # }
+//! # async fn load_friends_from_db(id: u64) -> Result<Friends, std::io::Error> {
+//! #     Ok(Friends(vec![id]))
 //! # }
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder()
@@ -31,25 +46,47 @@
 //!     .timeout(Duration::from_millis(200))
 //!     .build()?; // lazy: no I/O yet
 //!
-//! let users: Cache<User> = Cache::new(client); // cheap to clone into every task
+//! let users: Cache<User> = Cache::new(client.clone()); // cheap to clone into every task
 //! let ann = User { id: 42, name: "Ann".into() };
 //! users.set(&ann).await?;                        // key "user:42", MessagePack, flags, ttl 300
 //! let hit: Option<User> = users.get(&42).await?; // a &u64: the key type is checked
 //! let user = users.get_or_load(&42, |id| load_user_from_db(*id)).await?; // read-through
 //! users.update(&42, |mut u| { u.name.push('!'); u }).await?;            // gets + cas loop
-//! # let _ = (hit, user);
+//!
+//! let friends: KeyedCache<u64, Friends> = KeyedCache::typed(client.clone());
+//! friends.set(&42, &Friends(vec![7, 9])).await?;  // key "friends:42", ttl 600
+//! let hit: Option<Friends> = friends.get(&42).await?; // a &u64 here too
+//! let ids = friends.get_or_load(&42, |id| load_friends_from_db(*id)).await?;
+//!
+//! // No derive at all: a plain serde type, the prefix checked at run time.
+//! let visits = KeyedCache::<String, u64>::new(client.clone(), "visits")?;
+//! visits.set("/about", &17).await?;              // key "visits:/about"
+//!
+//! // What a Python service stores with pymemcache, read and written as plain Rust values.
+//! let greetings = KeyedCache::<String, String, Pymemcache>::with_codec(
+//!     client,
+//!     "greeting",
+//!     Pymemcache::new(),
+//! )?;
+//! let hello: Option<String> = greetings.get("en").await?; // Python: set("greeting:en", "hello")
+//! # let _ = (hit, user, ids, hello);
 //! # Ok(()) }
 //! ```
 //!
-//! `examples/typed.rs` and `examples/read_through.rs` in the repository are complete
-//! programs (`./scripts/demo.sh` runs the latter against a memcached it starts).
+//! `examples/typed.rs` (both forms) and `examples/read_through.rs` in the repository are
+//! complete programs (`./scripts/demo.sh` runs the latter against a memcached it starts).
 //!
 //! # Types and keys
 //!
 //! A [`Cacheable`] type names its key type, a key prefix, a default TTL and a schema
-//! fingerprint; the derive fills them in from `#[cacheable(...)]` attributes (see the trait
-//! for every attribute, and for how to write the impl by hand; see also
-//! [Hand-written impls](#hand-written-impls) below).
+//! fingerprint, and finds its key in a value ([`Cacheable::cache_key`]). A [`CacheValue`]
+//! type names the same except the last: its key is given beside it. The derive fills them in
+//! from `#[cacheable(...)]` attributes (`#[cacheable(key)]` on a field for the first,
+//! `key_type = ...` for the second; see the traits for every attribute, and for how to write
+//! the impls by hand; see also [Hand-written impls](#hand-written-impls) below). A
+//! [`KeyedCache`] of a plain serde type gets them at construction instead:
+//! [`KeyedCache::new`] checks the prefix by the derive's rules, and derives the schema from
+//! the value type's name (or takes one, [`KeyedCache::with_schema`]).
 //!
 //! A value is stored under `"{PREFIX}:{encoded key}"`. A prefix may not contain `:`, so the
 //! first `:` ends it, and types with different prefixes never share a key. The encoding
@@ -60,10 +97,11 @@
 //! [`key_prefix`](ClientBuilder::key_prefix)) becomes `"{PREFIX}:%H"` and the base64url
 //! SHA-256 of the whole key. So a user name with spaces, a path with newlines or a
 //! 1,000-byte string are all fine as keys.
-//! [`Cache::memcached_key`] shows the key a lookup uses.
+//! [`Cache::memcached_key`] and [`KeyedCache::memcached_key`] show the key a lookup uses.
 //!
-//! Lookups take `&T::Key`, or a borrowed form of it (`&str` for a `String` key), as
-//! `HashMap::get` does: `users.get(&"42")` on a `u64` key does not compile.
+//! Lookups take `&Key`, or a borrowed form of it (`&str` for a `String` key), as
+//! `HashMap::get` does: `users.get(&"42")` on a `u64` key does not compile, and neither does
+//! `friends.set(&"42", &ids)`.
 //!
 //! # Values and flags
 //!
@@ -81,21 +119,39 @@
 //! with its key through `tracing`, and never decoded. Bytes that do not decode although the
 //! flags match are an [`Error::Decode`], never a panic and never garbage.
 //!
+//! # Sharing values with Python services
+//!
+//! A `KeyedCache<K, V, Pymemcache>` reads and writes exactly what pymemcache's
+//! `python_memcache_serializer` (and `CompressedSerde`) store, with no wrapper type:
+//! `String` for `str` (flags 16), `i64`/`u64` (or any integer) for `int` (flags 2),
+//! `Vec<u8>` for `bytes` (flags 0), and the zlib-compressed forms of each (flags + 8, read
+//! always, written with [`Pymemcache::compressed`]). The keys must agree too: a
+//! `KeyedCache` with prefix `greeting` stores key `"en"` under `greeting:en`, which a Python
+//! client reads with `client.get("greeting:en")`, or with `key_prefix=b"greeting:"` and
+//! `client.get("en")`. Keys that the [encoding](crate::key) escapes (spaces, `%`, `:`,
+//! non-ASCII) are escaped on the wire, so keep shared keys to plain ASCII. The schema plays
+//! no part: Python stores none.
+//!
 //! # Cache methods
 //!
 //! | method | does | returns |
 //! |---|---|---|
 //! | [`get`](Cache::get) | read one | `Option<T>` |
-//! | [`get_many`](Cache::get_many) | read many in one round trip | `HashMap<T::Key, T>` of the hits |
+//! | [`get_many`](Cache::get_many) | read many in one round trip | `HashMap<Key, T>` of the hits |
 //! | [`gets`](Cache::gets) | read one with its CAS token | `Option<(T, CasToken)>` |
-//! | [`set`](Cache::set), [`add`](Cache::add), [`replace`](Cache::replace) | store one under its own key | `bool`: stored |
+//! | [`set`](Cache::set), [`add`](Cache::add), [`replace`](Cache::replace) | store one | `bool`: stored |
 //! | [`set_many`](Cache::set_many) | store many in one round trip | the keys not stored |
 //! | [`cas`](Cache::cas) | store if unchanged since `gets` | [`CasOutcome`] |
 //! | [`update`](Cache::update) | `gets`, apply `f`, `cas`, retry on conflict (16 attempts) | `Option<T>`: the new value |
 //! | [`delete`](Cache::delete), [`delete_many`](Cache::delete_many) | delete | `bool` / `()` |
 //! | [`touch`](Cache::touch) | reset the TTL | `bool`: the key existed |
 //! | [`get_or_load`](Cache::get_or_load) | read-through, single-flight | `T` |
-//! | [`get_many_or_load`](Cache::get_many_or_load) | batch read-through | `HashMap<T::Key, T>` |
+//! | [`get_many_or_load`](Cache::get_many_or_load) | batch read-through | `HashMap<Key, T>` |
+//!
+//! A [`KeyedCache`] has every one of them, with the same outcomes; the writes take the key
+//! beside the value: `set(&key, &value)` (and `add`, `replace`), `cas(&key, &value, token)`,
+//! `set_many` of (key, value) pairs (a `&HashMap<K, V>`, a `Vec<(K, V)>`), and the loader of
+//! `get_many_or_load` returns (key, value) pairs.
 //!
 //! Writes are builders, as in the core client: set per-call options, then `.await`:
 //! `users.set(&u).ttl(60).noreply(false).await?`. `.ttl(seconds)` overrides the type's
@@ -194,22 +250,28 @@
 //! # let _ = Session { token: String::new(), user_id: 0 }.user_id;
 //! ```
 //!
-//! A key type of your own implements [`CacheKey`] (see [`crate::key`]).
+//! A [`CacheValue`] by hand is the same without `cache_key` (see the trait). A key type of
+//! your own implements [`CacheKey`] (see [`crate::key`]).
 
 mod cache;
+mod cache_value;
 mod cacheable;
 pub mod codec;
 mod commands;
+mod engine;
 mod error;
 pub mod key;
+mod keyed_cache;
 mod read_through;
 mod single_flight;
+mod stats;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cache::{Cache, CacheStats};
+pub use cache::Cache;
+pub use cache_value::CacheValue;
 pub use cacheable::Cacheable;
 #[cfg(feature = "json")]
 pub use codec::Json;
@@ -219,6 +281,7 @@ pub use commands::{
 };
 pub use error::{DecodeError, EncodeError, Error, LoadError};
 pub use key::{encode_key, full_key, CacheKey, KeyWriter};
+pub use keyed_cache::KeyedCache;
 /// The memcached client this crate is built on, re-exported whole so that a service
 /// depends on one crate: `memcache_typed::memcache_core::Error`,
 /// `memcache_typed::memcache_core::command`, ...
@@ -230,6 +293,7 @@ pub use memcache_core::{CasOutcome, CasToken, Client, ClientBuilder, Lease, Prot
 /// Derives [`Cacheable`]; see the trait's documentation for the attributes.
 pub use memcache_derive::Cacheable;
 pub use read_through::LEASE_TTL;
+pub use stats::CacheStats;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
-//! Read-through: [`Cache::get_or_load`], single-flight within the process and, over the
-//! meta protocol, one load across processes through a memcached lease; and
-//! [`Cache::get_many_or_load`].
+//! Read-through, for both typed caches: `get_or_load`, single-flight within the process and,
+//! over the meta protocol, one load across processes through a memcached lease; and
+//! `get_many_or_load`. The fronts ([`Cache::get_or_load`], [`KeyedCache::get_or_load`], ...)
+//! call the [`Engine`] methods here.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -11,12 +12,17 @@ use std::time::Duration;
 
 use memcache_core::{CasToken, Client, Lease};
 
-use crate::cache::{Cache, Counters};
-use crate::cacheable::Cacheable;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::codec::Codec;
+use crate::engine::Engine;
 use crate::error::{Error, LoadError};
 use crate::key::{encode_key, CacheKey};
 use crate::single_flight::{FlightKey, Role};
+use crate::stats::Counters;
+#[cfg(doc)]
+use crate::{Cache, KeyedCache};
 
 /// A won lease (its placeholder's token), held until a value is stored under the key.
 ///
@@ -66,8 +72,9 @@ impl Drop for LeaseGuard<'_> {
     }
 }
 
-/// How long a [`Cache::get_or_load`] lease lasts (seconds): other processes wait for the
-/// winner's value at most this long, should the winner die without storing it.
+/// How long a `get_or_load` lease ([`Cache::get_or_load`], [`KeyedCache::get_or_load`])
+/// lasts (seconds): other processes wait for the winner's value at most this long, should
+/// the winner die without storing it.
 pub const LEASE_TTL: u32 = 30;
 /// First pause before asking again while another process holds the lease.
 const LEASE_POLL_FIRST: Duration = Duration::from_millis(2);
@@ -77,61 +84,29 @@ const LEASE_POLL_MAX: Duration = Duration::from_millis(50);
 /// What a load hands to the tasks waiting on it.
 type Outcome<T, E> = Result<T, LoadError<E>>;
 
-impl<T: Cacheable, C: Codec> Cache<T, C> {
+impl<V, C> Engine<V, C>
+where
+    V: Serialize + DeserializeOwned,
+    C: Codec,
+{
     /// Reads the value under `key`; on a miss, runs `loader(key)`, stores its value with the
-    /// type's TTL, and returns it.
-    ///
-    /// **Single-flight.** However many tasks of this process ask for the same key at once
-    /// (through this cache or its clones), one runs: one `get`, and on a miss one loader
-    /// call. The others wait for its outcome and receive a clone of the value (hence
-    /// `T: Clone`) or of the error. If the task doing the work is cancelled (its future
-    /// dropped) before it finishes, one of the waiting tasks takes over with its own
-    /// loader; nobody waits forever for a task that is gone. Loads are shared between
-    /// callers whose loaders have the same error type `E` (in practice: the same loader).
-    ///
-    /// **Errors of the loader** go to every waiting task, shared in an [`Arc`]
-    /// ([`LoadError::Loader`]), so `E` need not be `Clone`. Nothing is stored, and the next
-    /// call tries again.
-    ///
-    /// **Failures of the cache.** A read error fails the call without running the loader
-    /// ([`LoadError::Cache`]), unless the client has
-    /// [`ignore_exc`](memcache_core::ClientBuilder::ignore_exc): then the read is a miss and
-    /// the loader's value is returned even when memcached is down. Failing to store the
-    /// loaded value never fails the call: it is logged at warn level and the value returned.
-    /// A value with other flags is a miss, so the loader's value replaces it.
-    ///
-    /// The value is stored under the key that was asked for, whatever the loaded value's
-    /// own [`cache_key`](Cacheable::cache_key) says, with the client's noreply default.
-    ///
-    /// # Errors
-    /// [`LoadError::Cache`] as [`get`](Cache::get), or when the loaded value cannot be
-    /// encoded; [`LoadError::Loader`] with the loader's error.
-    ///
-    /// ```no_run
-    /// # use memcache_typed::{Cache, Cacheable};
-    /// # use serde::{Deserialize, Serialize};
-    /// # #[derive(Clone, Serialize, Deserialize, Cacheable)]
-    /// # struct User { #[cacheable(key)] id: u64, name: String }
-    /// # async fn load_user_from_db(id: u64) -> Result<User, std::io::Error> {
-    /// #     Ok(User { id, name: String::new() })
-    /// # }
-    /// # async fn demo(users: Cache<User>) -> Result<(), memcache_typed::LoadError<std::io::Error>> {
-    /// let user = users.get_or_load(&42, |id| load_user_from_db(*id)).await?;
-    /// # let _ = user;
-    /// # Ok(()) }
-    /// ```
-    pub async fn get_or_load<Q, F, Fut, E>(&self, key: &Q, loader: F) -> Result<T, LoadError<E>>
+    /// default TTL under `key`, and returns it: single-flight within the process, one load
+    /// across processes through a lease. The fronts document the contract.
+    pub(crate) async fn get_or_load<Q, F, Fut, E>(
+        &self,
+        key: &Q,
+        loader: F,
+    ) -> Result<V, LoadError<E>>
     where
         Q: CacheKey + ?Sized,
-        T::Key: Borrow<Q>,
-        T: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
         F: FnOnce(&Q) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
         let flight_key = FlightKey::new::<E>(self.key_of(key)?);
         loop {
-            match self.shared.flights.join::<Outcome<T, E>>(&flight_key) {
+            match self.shared.flights.join::<Outcome<V, E>>(&flight_key) {
                 Role::Lead(lead) => {
                     let outcome = self.read_or_load(flight_key.key(), key, loader).await;
                     lead.finish(&outcome);
@@ -165,11 +140,11 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         full: &str,
         key: &Q,
         loader: F,
-    ) -> Result<T, LoadError<E>>
+    ) -> Result<V, LoadError<E>>
     where
         Q: ?Sized,
         F: FnOnce(&Q) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<V, E>>,
     {
         let client = &self.shared.client;
         let give_up = tokio::time::Instant::now() + client.timeout();
@@ -221,11 +196,11 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         full: &str,
         key: &Q,
         loader: F,
-    ) -> (Result<T, LoadError<E>>, bool)
+    ) -> (Result<V, LoadError<E>>, bool)
     where
         Q: ?Sized,
         F: FnOnce(&Q) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<V, E>>,
     {
         let value = match loader(key).await {
             Ok(value) => value,
@@ -240,7 +215,7 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             .client
             .set(full, encoded.data)
             .flags(encoded.flags)
-            .ttl(Self::default_ttl())
+            .ttl(self.default_ttl())
             .await;
         match stored {
             Ok(_) => (Ok(value), true),
@@ -252,37 +227,25 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
     }
 
     /// Reads many keys in one round trip; calls `loader` once with the keys that missed
-    /// (deduplicated, in the order given; not at all when every key hit), stores the values
-    /// it returns with [`set_many`](Cache::set_many) and the type's TTL, and returns the
-    /// hits and the loaded values together.
-    ///
-    /// The loader returns the values it found; a key it returns nothing for is absent from
-    /// the result (and nothing is stored for it). Each value is matched to a key by its
-    /// [`cache_key`](Cacheable::cache_key); values for keys that were not asked for are
-    /// ignored. The keys are read as [`get_many`](Cache::get_many) reads them (another
-    /// process's lease placeholder is a miss, so its key is loaded). Unlike
-    /// [`get_or_load`](Cache::get_or_load), batch loads are not shared between concurrent
-    /// callers. Errors and `ignore_exc` behave as there; a store failure is logged and does
-    /// not fail the call.
-    ///
-    /// # Errors
-    /// [`LoadError::Cache`] as [`get_many`](Cache::get_many), or when a loaded value cannot
-    /// be encoded; [`LoadError::Loader`] with the loader's error.
-    pub async fn get_many_or_load<I, F, Fut, E>(
+    /// (deduplicated, in the order given; not at all when every key hit), stores the
+    /// (key, value) pairs it returns for keys that missed with one `set_many` and the default
+    /// TTL, and returns the hits and the loaded values together.
+    pub(crate) async fn get_many_or_load<K, I, F, Fut, L, E>(
         &self,
         keys: I,
         loader: F,
-    ) -> Result<HashMap<T::Key, T>, LoadError<E>>
+    ) -> Result<HashMap<K, V>, LoadError<E>>
     where
+        K: CacheKey + Clone + Eq + Hash,
         I: IntoIterator,
-        I::Item: Borrow<T::Key>,
-        T::Key: Clone + Eq + Hash,
-        F: FnOnce(Vec<T::Key>) -> Fut,
-        Fut: Future<Output = Result<Vec<T>, E>>,
+        I::Item: Borrow<K>,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<L, E>>,
+        L: IntoIterator<Item = (K, V)>,
     {
         let (keys, full) = self.prepare_keys(keys)?;
         let mut found = self.fetch_many(keys.clone(), &full).await?;
-        let missing: Vec<T::Key> = keys
+        let missing: Vec<K> = keys
             .into_iter()
             .filter(|key| !found.contains_key(key))
             .collect();
@@ -290,32 +253,31 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             return Ok(found);
         }
         Counters::bump(&self.shared.counters.loads);
-        let wanted: HashSet<T::Key> = missing.iter().cloned().collect();
+        let wanted: HashSet<K> = missing.iter().cloned().collect();
         let loaded = loader(missing)
             .await
             .map_err(|error| LoadError::Loader(Arc::new(error)))?;
-        let mut fresh = Vec::with_capacity(loaded.len());
-        for value in loaded {
-            let key = value.cache_key();
+        let mut fresh = HashMap::new();
+        for (key, value) in loaded {
             if wanted.contains(&key) && !found.contains_key(&key) {
-                fresh.push((key, value));
+                fresh.insert(key, value);
             } else {
                 tracing::debug!(
-                    prefix = T::PREFIX,
+                    prefix = &*self.space.prefix,
                     key = %encode_key(&key),
                     "the loader returned a value for a key that was not missing: ignored"
                 );
             }
         }
         let stored = self
-            .set_many(fresh.iter().map(|(_, value)| value))
+            .set_many(fresh.iter().map(|(key, value)| (key.clone(), value)))
             .run()
             .await;
         if let Err(error) = stored {
             if error.is_encode() || error.is_key() {
                 return Err(error.into());
             }
-            tracing::warn!(prefix = T::PREFIX, %error, "could not store the loaded values");
+            tracing::warn!(prefix = &*self.space.prefix, %error, "could not store the loaded values");
         }
         found.extend(fresh);
         Ok(found)

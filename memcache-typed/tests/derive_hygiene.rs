@@ -24,6 +24,7 @@ mod shadowed {
     trait Cacheable {}
     trait Serialize {}
     trait DeserializeOwned {}
+    trait CacheValue {}
     type Key = ();
     const PREFIX: () = ();
     const TTL: () = ();
@@ -44,12 +45,16 @@ mod shadowed {
         #[cacheable(key)]
         pub(crate) id: ::core::primitive::u32,
     }
+
+    #[derive(::memcache_typed::Cacheable)]
+    #[cacheable(key_type = (::std::string::String, ::core::primitive::u64), ttl = 60)]
+    pub(crate) struct Outside(pub(crate) ::core::primitive::u32);
 }
 
 /// serde's own derive is not what this test is about (and does not survive shadowed
 /// primitive types), so the supertraits are written out here, outside the shadowing module.
 mod serde_impls {
-    use super::shadowed::{Composite, Single};
+    use super::shadowed::{Composite, Outside, Single};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     impl Serialize for Single {
@@ -62,6 +67,18 @@ mod serde_impls {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             let (id, name) = Deserialize::deserialize(deserializer)?;
             Ok(Single { id, name })
+        }
+    }
+
+    impl Serialize for Outside {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Outside {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            Ok(Outside(Deserialize::deserialize(deserializer)?))
         }
     }
 
@@ -79,8 +96,8 @@ mod serde_impls {
     }
 }
 
-use memcache_typed::Cacheable;
-use shadowed::{Composite, Single};
+use memcache_typed::{CacheValue, Cacheable};
+use shadowed::{Composite, Outside, Single};
 
 #[test]
 fn derive_compiles_with_shadowed_names() {
@@ -100,4 +117,10 @@ fn derive_compiles_with_shadowed_names() {
     assert_eq!(Composite::PREFIX, "composite");
     assert_eq!(Composite::TTL, None);
     assert_eq!(composite.cache_key(), ("t".to_owned(), 9));
+
+    assert_eq!(<Outside as CacheValue>::PREFIX, "outside");
+    assert_eq!(<Outside as CacheValue>::TTL, Some(60));
+    let key: <Outside as CacheValue>::Key = ("k".to_owned(), 1);
+    assert_eq!(Outside(3).0, 3);
+    assert_eq!(key.1, 1);
 }

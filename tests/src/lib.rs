@@ -13,6 +13,9 @@
 //! - [`ScriptedServer`] is a fake server that answers as a test's script says, for the faults
 //!   a real memcached will not produce (replies for the wrong request, endless replies, a
 //!   server that accepts and hangs up).
+//! - [`Python`] runs scripts in a Python interpreter with pymemcache, to check what a Python
+//!   service reads and writes (it fails the test, saying how to install pymemcache, when
+//!   there is none).
 //! - [`LogCapture`] keeps the `tracing` events of the code under test, to count log lines.
 //! - [`eventually`] waits for a condition (with a deadline) instead of sleeping.
 //!
@@ -35,6 +38,7 @@ mod fault_proxy;
 mod logs;
 mod memcached;
 mod nutcracker;
+mod python;
 pub mod raw;
 mod recorder;
 mod scripted;
@@ -44,6 +48,7 @@ pub use fault_proxy::{FaultMode, FaultProxy};
 pub use logs::{LogCapture, LogLine, SpanLine};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use nutcracker::Nutcracker;
+pub use python::Python;
 pub use raw::{raw_command, raw_command_timeout, raw_delete, raw_get, raw_set, raw_stats, raw_ttl};
 pub use recorder::TestRecorder;
 pub use scripted::{Answer, Request, ScriptedServer};
