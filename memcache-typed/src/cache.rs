@@ -13,7 +13,9 @@ use memcache_core::{CasToken, Client};
 
 use crate::cacheable::Cacheable;
 use crate::codec::{Codec, MessagePack};
-use crate::commands::{Cas, Delete, DeleteMany, SetMany, Store, StoreKind, Touch, Update};
+use crate::commands::{
+    Cas, Delete, DeleteMany, Invalidate, SetMany, Store, StoreKind, Touch, Update,
+};
 use crate::engine::{Engine, KeySpace};
 use crate::error::{Error, LoadError};
 use crate::key::CacheKey;
@@ -96,10 +98,23 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
             prefix: Arc::from(T::PREFIX),
             ttl: T::TTL,
             schema: T::SCHEMA,
+            refresh: None,
         };
         Cache {
             engine: Engine::new(client, codec, space),
         }
+    }
+
+    /// Refresh-ahead for [`get_or_load`](Cache::get_or_load): when a value has less than
+    /// `window` seconds left to live, one caller (of every process: memcached's meta
+    /// `mg ... R<window>`) reloads and stores it before it expires, while every other reader
+    /// keeps hitting; the reloading caller returns the new value (or, should the load fail,
+    /// the current one). A hot key is then never missed at its expiry. Applies to this handle
+    /// and the clones made from it afterwards; needs the meta protocol (ignored otherwise)
+    /// and a TTL.
+    pub fn refresh_ahead(mut self, window: u32) -> Self {
+        self.engine.space.refresh = Some(window);
+        self
     }
 
     /// The client this cache talks through.
@@ -284,6 +299,26 @@ impl<T: Cacheable, C: Codec> Cache<T, C> {
         T::Key: Borrow<Q>,
     {
         self.engine.delete(key)
+    }
+
+    /// Marks the value under `key` stale instead of deleting it, after a write to what it
+    /// was loaded from: the next [`get_or_load`](Cache::get_or_load) caller (of every
+    /// process) reloads it, once, while every other reader keeps getting the stale value
+    /// until the new one is stored: no miss storm (memcached's meta `md <key> I`; `.ttl(s)`
+    /// bounds how long the stale value is served). `true` when the key existed; noreply as
+    /// the client's default. Plain reads ([`get`](Cache::get)) return the stale value.
+    ///
+    /// Over the classic protocol (older servers, proxies) it is a
+    /// [`delete`](Cache::delete).
+    ///
+    /// # Errors
+    /// As [`delete`](Cache::delete).
+    pub fn invalidate<Q>(&self, key: &Q) -> Invalidate<'_, T, C>
+    where
+        Q: CacheKey + ?Sized,
+        T::Key: Borrow<Q>,
+    {
+        self.engine.invalidate(key)
     }
 
     /// Deletes many keys in one round trip. noreply as the client's default.

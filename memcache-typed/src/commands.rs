@@ -98,6 +98,15 @@ impl<V: Serialize, C: Codec> Engine<V, C> {
         }
     }
 
+    pub(crate) fn invalidate<Q: CacheKey + ?Sized>(&self, key: &Q) -> Invalidate<'_, V, C> {
+        Invalidate {
+            engine: self,
+            key: self.key_of(key),
+            ttl: None,
+            noreply: None,
+        }
+    }
+
     /// `keys` from [`keys_of`](Engine::keys_of).
     pub(crate) fn delete_many(&self, keys: Result<Vec<String>, Error>) -> DeleteMany<'_, V, C> {
         DeleteMany {
@@ -356,6 +365,42 @@ impl<'a, T, C: Codec> Delete<'a, T, C> {
 }
 
 cache_future!(Delete<T, C> => bool, where C: Codec);
+
+/// A typed invalidation (memcached's `md <key> I`): see [`Cache::invalidate`] and
+/// [`KeyedCache::invalidate`].
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Invalidate<'a, T, C> {
+    engine: &'a Engine<T, C>,
+    key: Result<String, Error>,
+    ttl: Option<u32>,
+    noreply: Option<bool>,
+}
+debug_builder!(Invalidate<T, C> { key, ttl, noreply });
+
+impl<'a, T, C: Codec> Invalidate<'a, T, C> {
+    /// How many more seconds the stale value is served while one reader reloads it (by
+    /// default: the time it had left).
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// Overrides the client's noreply default for this call.
+    pub fn noreply(mut self, on: bool) -> Self {
+        self.noreply = Some(on);
+        self
+    }
+
+    async fn run(self) -> Result<bool, Error> {
+        let mut command = self.engine.shared.client.invalidate(self.key?);
+        if let Some(ttl) = self.ttl {
+            command = command.ttl(ttl);
+        }
+        Ok(command.noreply(self.engine.noreply(self.noreply)).await?)
+    }
+}
+
+cache_future!(Invalidate<T, C> => bool, where C: Codec);
 
 /// Many typed `delete`s: see [`Cache::delete_many`] and
 /// [`KeyedCache::delete_many`].

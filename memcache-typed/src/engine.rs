@@ -47,6 +47,8 @@ pub(crate) struct KeySpace {
     pub(crate) ttl: Option<u32>,
     /// The schema fingerprint; codecs that follow the flags layout store its low 24 bits.
     pub(crate) schema: u32,
+    /// The refresh-ahead window of `get_or_load`, in seconds (`None`: off).
+    pub(crate) refresh: Option<u32>,
 }
 
 /// What the clones of one cache share.
@@ -96,7 +98,7 @@ impl<V, C> Engine<V, C> {
             shared: Arc::new(Shared {
                 client,
                 codec,
-                counters: Counters::default(),
+                counters: Counters::new(&space.prefix),
                 flights: Flights::default(),
             }),
             space,
@@ -185,7 +187,7 @@ impl<V: DeserializeOwned, C: Codec> Engine<V, C> {
     pub(crate) fn decode(&self, key: &str, value: Option<Value>) -> Result<Option<V>, Error> {
         let counters = &self.shared.counters;
         let Some(value) = value else {
-            Counters::bump(&counters.misses);
+            counters.misses.bump();
             return Ok(None);
         };
         match self
@@ -194,21 +196,21 @@ impl<V: DeserializeOwned, C: Codec> Engine<V, C> {
             .decode::<V>(&value.data, value.flags, self.space.schema)
         {
             Ok(Decoded::Value(decoded)) => {
-                Counters::bump(&counters.hits);
+                counters.hits.bump();
                 Ok(Some(decoded))
             }
             // An empty value with flags 0 is another client's lease placeholder (see
             // `Client::lease`) when this codec does not use flags 0: a plain miss.
             Ok(Decoded::Mismatch { found_flags: 0, .. }) if value.data.is_empty() => {
-                Counters::bump(&counters.misses);
+                counters.misses.bump();
                 Ok(None)
             }
             Ok(Decoded::Mismatch {
                 expected_flags,
                 found_flags,
             }) => {
-                Counters::bump(&counters.mismatches);
-                Counters::bump(&counters.misses);
+                counters.mismatches.bump();
+                counters.misses.bump();
                 tracing::debug!(
                     key,
                     codec = C::NAME,

@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cache_value::CacheValue;
 use crate::codec::{Codec, MessagePack};
-use crate::commands::{Cas, Delete, DeleteMany, SetMany, Store, StoreKind, Touch, Update};
+use crate::commands::{
+    Cas, Delete, DeleteMany, Invalidate, SetMany, Store, StoreKind, Touch, Update,
+};
 use crate::engine::{Engine, KeySpace};
 use crate::error::{Error, LoadError};
 use crate::key::{check_prefix, CacheKey};
@@ -156,6 +158,7 @@ where
             prefix: Arc::from(prefix),
             ttl: None,
             schema: type_name_schema::<V>(),
+            refresh: None,
         };
         Ok(KeyedCache::from_space(client, codec, space))
     }
@@ -188,6 +191,18 @@ where
     /// Applies to this handle and to the clones made from it afterwards.
     pub fn with_schema(mut self, schema: u32) -> Self {
         self.engine.space.schema = schema;
+        self
+    }
+
+    /// Refresh-ahead for [`get_or_load`](KeyedCache::get_or_load): when a value has less than
+    /// `window` seconds left to live, one caller (of every process: memcached's meta
+    /// `mg ... R<window>`) reloads and stores it before it expires, while every other reader
+    /// keeps hitting; the reloading caller returns the new value (or, should the load fail,
+    /// the current one). A hot key is then never missed at its expiry. Applies to this handle
+    /// and the clones made from it afterwards; needs the meta protocol (ignored otherwise)
+    /// and a TTL.
+    pub fn refresh_ahead(mut self, window: u32) -> Self {
+        self.engine.space.refresh = Some(window);
         self
     }
 
@@ -391,6 +406,26 @@ where
         self.engine.delete(key)
     }
 
+    /// Marks the value under `key` stale instead of deleting it, after a write to what it
+    /// was loaded from: the next [`get_or_load`](KeyedCache::get_or_load) caller (of every
+    /// process) reloads it, once, while every other reader keeps getting the stale value
+    /// until the new one is stored: no miss storm (memcached's meta `md <key> I`; `.ttl(s)`
+    /// bounds how long the stale value is served). `true` when the key existed; noreply as
+    /// the client's default. Plain reads ([`get`](KeyedCache::get)) return the stale value.
+    ///
+    /// Over the classic protocol (older servers, proxies) it is a
+    /// [`delete`](KeyedCache::delete).
+    ///
+    /// # Errors
+    /// As [`delete`](KeyedCache::delete).
+    pub fn invalidate<Q>(&self, key: &Q) -> Invalidate<'_, V, C>
+    where
+        Q: CacheKey + ?Sized,
+        K: Borrow<Q>,
+    {
+        self.engine.invalidate(key)
+    }
+
     /// Deletes many keys in one round trip. noreply as the client's default.
     ///
     /// # Errors
@@ -500,6 +535,7 @@ impl<V: CacheValue, C: Codec> KeyedCache<V::Key, V, C> {
             prefix: Arc::from(V::PREFIX),
             ttl: V::TTL,
             schema: V::SCHEMA,
+            refresh: None,
         };
         KeyedCache::from_space(client, codec, space)
     }

@@ -202,6 +202,64 @@
 //! exactly the keys that missed, stores what it returns with one `set_many`, and returns hits
 //! and loaded values together. Batch loads are not shared between concurrent calls.
 //!
+//! # Stampede-free writes and hot keys
+//!
+//! After a write to what a cached value was loaded from, [`Cache::invalidate`] (and
+//! [`KeyedCache::invalidate`]) marks the entry stale instead of deleting it (memcached's
+//! meta `md <key> I`): the next [`get_or_load`](Cache::get_or_load) caller, of every
+//! process, reloads it, once, while every other reader keeps getting the old value until
+//! the new one is stored: no miss storm after a write. Over the classic protocol it is a
+//! `delete`.
+//!
+//! [`Cache::refresh_ahead`] (and [`KeyedCache::refresh_ahead`]) makes a hot key never
+//! expire under its readers: in the last `window` seconds of a value's life, one
+//! `get_or_load` caller (meta `mg ... R<window>`) reloads and stores it while everyone else
+//! keeps hitting.
+//!
+//! ```no_run
+//! # use memcache_typed::{Cache, Cacheable, Client};
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Clone, Serialize, Deserialize, Cacheable)]
+//! # #[cacheable(prefix = "article", ttl = 300)]
+//! # struct Article { #[cacheable(key)] id: u64, body: String }
+//! # async fn load_article(id: u64) -> Result<Article, std::io::Error> {
+//! #     Ok(Article { id, body: String::new() })
+//! # }
+//! # async fn save_article(_: &Article) -> Result<(), std::io::Error> { Ok(()) }
+//! # async fn demo(client: Client, edited: Article) -> Result<(), Box<dyn std::error::Error>> {
+//! let articles: Cache<Article> = Cache::new(client).refresh_ahead(30);
+//! let article = articles.get_or_load(&7, |id| load_article(*id)).await?;
+//!
+//! save_article(&edited).await?;      // the database first,
+//! articles.invalidate(&edited.id).await?; // then one reader reloads, the others read the old
+//! # let _ = article;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tracing and metrics
+//!
+//! `get_or_load` and `get_many_or_load` run in a `debug` span named `memcache_typed`
+//! (target `memcache_typed`) with the fields `op` (`get_or_load`, `get_many_or_load`),
+//! `prefix` and `keys` (how many); the commands they send run in memcache-core's command
+//! spans inside it ([memcache-core's Tracing](memcache_core#tracing)). Events: a value
+//! whose flags do not match (debug), a failed store of a loaded value (warn), refresh-ahead
+//! reloads (debug).
+//!
+//! With the cargo feature `metrics` (which turns on memcache-core's per-server metrics
+//! too), each cache counts through the [`metrics`](https://docs.rs/metrics) facade,
+//! labelled `prefix` (the type's prefix: `Cache<User>` -> `user`). Install the recorder
+//! before creating the caches (and the client): their handles are registered then.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `memcache_typed_hits_total` | counter | `prefix` | values read and decoded ([`CacheStats::hits`]) |
+//! | `memcache_typed_misses_total` | counter | `prefix` | keys read and not found, mismatches included ([`CacheStats::misses`]) |
+//! | `memcache_typed_schema_mismatches_total` | counter | `prefix` | values of another codec or schema, read as misses ([`CacheStats::mismatches`]) |
+//! | `memcache_typed_loads_total` | counter | `prefix` | loader runs of the read-through methods ([`CacheStats::loads`]) |
+//! | `memcache_typed_load_errors_total` | counter | `prefix` | loader runs that failed ([`CacheStats::load_errors`]) |
+//! | `memcache_typed_coalesced_total` | counter | `prefix`, `via` | `get_or_load` calls that did not load: `via="single_flight"`, answered by another call of this process ([`CacheStats::coalesced`]); `via="lease"`, served while another process held the lease ([`CacheStats::leased`]) |
+//! | `memcache_typed_load_duration_seconds` | histogram | `prefix` | how long each loader run took |
+//!
 //! # The client's settings: timeouts, noreply, ignore_exc
 //!
 //! A `Cache` goes through its [`Client`] for every command, so the client's settings hold:
@@ -277,7 +335,8 @@ pub use cacheable::Cacheable;
 pub use codec::Json;
 pub use codec::{Codec, Decoded, Encoded, MessagePack, Pymemcache};
 pub use commands::{
-    CacheFuture, Cas, Delete, DeleteMany, SetMany, Store, Touch, Update, DEFAULT_UPDATE_ATTEMPTS,
+    CacheFuture, Cas, Delete, DeleteMany, Invalidate, SetMany, Store, Touch, Update,
+    DEFAULT_UPDATE_ATTEMPTS,
 };
 pub use error::{DecodeError, EncodeError, Error, LoadError};
 pub use key::{encode_key, full_key, CacheKey, KeyWriter};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memcache_core::{CasToken, Client, Lease};
+use tracing::Instrument;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,7 +21,6 @@ use crate::engine::Engine;
 use crate::error::{Error, LoadError};
 use crate::key::{encode_key, CacheKey};
 use crate::single_flight::{FlightKey, Role};
-use crate::stats::Counters;
 #[cfg(doc)]
 use crate::{Cache, KeyedCache};
 
@@ -105,27 +105,43 @@ where
         E: Send + Sync + 'static,
     {
         let flight_key = FlightKey::new::<E>(self.key_of(key)?);
-        loop {
-            match self.shared.flights.join::<Outcome<V, E>>(&flight_key) {
-                Role::Lead(lead) => {
-                    let outcome = self.read_or_load(flight_key.key(), key, loader).await;
-                    lead.finish(&outcome);
-                    return outcome;
-                }
-                Role::Follow(mut done) => {
-                    let outcome = match done.wait_for(Option::is_some).await {
-                        Ok(outcome) => outcome.clone(),
-                        // The leader was cancelled: try again, as leader or follower.
-                        Err(_) => None,
-                    };
-                    if let Some(outcome) = outcome {
-                        Counters::bump(&self.shared.counters.coalesced);
+        let span = self.span("get_or_load", 1);
+        async move {
+            loop {
+                match self.shared.flights.join::<Outcome<V, E>>(&flight_key) {
+                    Role::Lead(lead) => {
+                        let outcome = self.read_or_load(flight_key.key(), key, loader).await;
+                        lead.finish(&outcome);
                         return outcome;
                     }
+                    Role::Follow(mut done) => {
+                        let outcome = match done.wait_for(Option::is_some).await {
+                            Ok(outcome) => outcome.clone(),
+                            // The leader was cancelled: try again, as leader or follower.
+                            Err(_) => None,
+                        };
+                        if let Some(outcome) = outcome {
+                            self.shared.counters.coalesced.bump();
+                            return outcome;
+                        }
+                    }
+                    Role::Alone => return self.read_or_load(flight_key.key(), key, loader).await,
                 }
-                Role::Alone => return self.read_or_load(flight_key.key(), key, loader).await,
             }
         }
+        .instrument(span)
+        .await
+    }
+
+    /// The span of a read-through call (see [Tracing](crate#tracing)).
+    fn span(&self, op: &'static str, keys: usize) -> tracing::Span {
+        tracing::debug_span!(
+            target: "memcache_typed",
+            "memcache_typed",
+            op,
+            prefix = &*self.space.prefix,
+            keys = keys as u64,
+        )
     }
 
     /// The leader's work: read, and on a miss load and store.
@@ -147,34 +163,68 @@ where
         Fut: Future<Output = Result<V, E>>,
     {
         let client = &self.shared.client;
+        let counters = &self.shared.counters;
         let give_up = tokio::time::Instant::now() + client.timeout();
         let mut pause = LEASE_POLL_FIRST;
+        let mut waited = false;
         let placeholder = loop {
-            match client.lease(full, LEASE_TTL).await.map_err(Error::from)? {
+            let mut lease = client.lease(full, LEASE_TTL);
+            if let Some(window) = self.space.refresh {
+                lease = lease.refresh_ahead(window);
+            }
+            match lease.await.map_err(Error::from)? {
                 Lease::Hit(value) => match self.decode(full, Some(value))? {
-                    Some(hit) => return Ok(hit),
+                    Some(hit) => {
+                        if waited {
+                            counters.leased.bump();
+                        }
+                        return Ok(hit);
+                    }
                     None => break None, // another codec or schema: replace it
                 },
-                Lease::Won { stale, token } => {
-                    self.decode(full, None)?;
-                    // An invalidated value stays until the new one replaces it.
-                    break token.filter(|_| stale.is_none());
+                Lease::Won { stale: None, token } => {
+                    self.decode(full, None)?; // a miss
+                    break token;
+                }
+                // An invalidated value (not a miss): it stays until the new one replaces
+                // it, and this caller reloads it.
+                Lease::Won { stale: Some(_), .. } => break None,
+                Lease::Refresh { value, .. } => {
+                    // Still good, and this caller alone is asked to refresh it before it
+                    // expires: it reloads now; should that fail, the value it has is served.
+                    let Some(current) = self.decode(full, Some(value))? else {
+                        break None;
+                    };
+                    tracing::debug!(key = full, "refresh-ahead: reloading before expiry");
+                    return Ok(match self.load_and_store(full, key, loader).await.0 {
+                        Ok(fresh) => fresh,
+                        // Counted in `load_errors`; the value is still good until it
+                        // expires, and the next reader in the window tries again.
+                        Err(_) => {
+                            tracing::debug!(
+                                key = full,
+                                "refresh-ahead: the load failed, the current value is served"
+                            );
+                            current
+                        }
+                    });
                 }
                 Lease::Busy { stale: Some(value) } => {
                     if let Some(stale) = self.decode(full, Some(value))? {
+                        counters.leased.bump();
                         return Ok(stale);
                     }
                 }
                 Lease::Busy { stale: None } => {}
                 _ => {}
             }
+            waited = true;
             if tokio::time::Instant::now() + pause > give_up {
                 break None; // the lease holder is slow or gone: load anyway
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(LEASE_POLL_MAX);
         };
-        Counters::bump(&self.shared.counters.loads);
         let lease = LeaseGuard {
             client,
             key: full,
@@ -202,9 +252,17 @@ where
         F: FnOnce(&Q) -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let value = match loader(key).await {
+        let counters = &self.shared.counters;
+        counters.loads.bump();
+        let started = std::time::Instant::now();
+        let loaded = loader(key).await;
+        counters.loaded(started.elapsed());
+        let value = match loaded {
             Ok(value) => value,
-            Err(error) => return (Err(LoadError::Loader(Arc::new(error))), false),
+            Err(error) => {
+                counters.load_errors.bump();
+                return (Err(LoadError::Loader(Arc::new(error))), false);
+            }
         };
         let encoded = match self.encode(&value) {
             Ok(encoded) => encoded,
@@ -244,6 +302,8 @@ where
         L: IntoIterator<Item = (K, V)>,
     {
         let (keys, full) = self.prepare_keys(keys)?;
+        let span = self.span("get_many_or_load", keys.len());
+        async move {
         let mut found = self.fetch_many(keys.clone(), &full).await?;
         let missing: Vec<K> = keys
             .into_iter()
@@ -252,11 +312,16 @@ where
         if missing.is_empty() {
             return Ok(found);
         }
-        Counters::bump(&self.shared.counters.loads);
+        let counters = &self.shared.counters;
+        counters.loads.bump();
         let wanted: HashSet<K> = missing.iter().cloned().collect();
-        let loaded = loader(missing)
-            .await
-            .map_err(|error| LoadError::Loader(Arc::new(error)))?;
+        let started = std::time::Instant::now();
+        let loaded = loader(missing).await;
+        counters.loaded(started.elapsed());
+        let loaded = loaded.map_err(|error| {
+            counters.load_errors.bump();
+            LoadError::Loader(Arc::new(error))
+        })?;
         let mut fresh = HashMap::new();
         for (key, value) in loaded {
             if wanted.contains(&key) && !found.contains_key(&key) {
@@ -281,5 +346,8 @@ where
         }
         found.extend(fresh);
         Ok(found)
+        }
+        .instrument(span)
+        .await
     }
 }

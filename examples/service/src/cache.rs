@@ -206,17 +206,13 @@ impl Caches {
     }
 
     /// Invalidates page `page` of the product list, derived from the products it shows,
-    /// after one of them was written: the next read of the page reloads it, once however
-    /// many readers ask at once (single-flight).
-    ///
-    /// Today this deletes the entry, so that the readers right after a write miss and one of
-    /// them reloads while the others wait for it. With memcached's meta invalidation
-    /// (`Cache::invalidate`, `md <key> I`), this one line becomes
-    /// `self.pages.invalidate(&page)`: the entry is marked stale instead, the readers keep
-    /// getting the old page while exactly one reloads it.
+    /// after one of them was written: memcached's meta invalidation (`md <key> I`) marks the
+    /// entry stale, so the readers right after the write keep getting the old page while
+    /// exactly one of them (of every service instance) reloads it; the next reads see the
+    /// new page. (Over a classic server the entry is deleted instead.)
     pub async fn invalidate_product_page(&self, page: u32) {
-        if let Err(error) = self.pages.delete(&page).noreply(false).await {
-            self.failed(ProductPage::PREFIX, "delete", &error);
+        if let Err(error) = self.pages.invalidate(&page).noreply(false).await {
+            self.failed(ProductPage::PREFIX, "invalidate", &error);
         }
     }
 
