@@ -325,6 +325,8 @@ mod error;
 mod key;
 mod protocol;
 mod ring;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 mod value;
 
@@ -347,6 +349,15 @@ pub use config::{
     DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, MAX_VALUE_SIZE_LIMIT,
 };
 pub use connection::ServerState;
-pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
+pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind, TlsErrorKind};
 pub use key::MAX_KEY_LEN;
 pub use value::{CasOutcome, CasToken, Lease, Stats, Value};
+
+/// The rustls this crate is built with (feature `tls`), for
+/// [`TlsConfig::from_rustls`]: build your `rustls::ClientConfig` with this version.
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use rustls;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;
