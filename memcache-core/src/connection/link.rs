@@ -221,6 +221,10 @@ impl Link {
             let held = state.out.len();
             reuse(&mut state.out, held);
             state.out_at += held as u64;
+            if stream.needs_flush() {
+                // TLS: the socket did not take every record; the driver sends the rest.
+                state.wake_driver();
+            }
         } else {
             advance(&mut state, written);
             state.wake_driver();
@@ -552,8 +556,13 @@ impl Link {
                 Poll::Ready(Err(e)) => break Err(e.into()),
             }
         };
+        let flush = read.half.as_ref().is_some_and(ReadHalf::needs_flush);
         drop(read);
         self.let_go_of_reading();
+        if flush {
+            // TLS: an answer to the server waits for the socket; the driver sends it.
+            self.lock().wake_driver();
+        }
         match outcome {
             Ok(Some(response)) => Poll::Ready(Ok(response)),
             Ok(None) => Poll::Pending,
@@ -616,7 +625,13 @@ impl Link {
         // The driver reads now: nobody needs to wake it for that.
         self.read_wanted.store(false, Ordering::Relaxed);
         let read = &mut *read;
-        match poll_fill(&mut read.half, &mut read.input, cx) {
+        let filled = poll_fill(&mut read.half, &mut read.input, cx);
+        if read.half.as_ref().is_some_and(ReadHalf::needs_flush) {
+            // TLS: an answer to the server waits for the socket; the driver (this task)
+            // sends it on its next poll.
+            cx.waker().wake_by_ref();
+        }
+        match filled {
             Poll::Pending => Ok(None),
             Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
             Poll::Ready(Ok(_)) => {
