@@ -416,7 +416,7 @@ impl Error {
             }
             TlsErrorKind::Refused => format!(
                 "{error}: the server refused the client (does it require a client \
-                 certificate, see TlsConfig::client_cert_files?)"
+                 certificate, see TlsConfig::client_cert_files, or not trust the one sent?)"
             ),
             _ => error.to_string(),
         };

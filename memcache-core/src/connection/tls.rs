@@ -10,6 +10,8 @@
 //! - **Writing** (a caller writing its own request, or the driver a batch) seals the
 //!   plaintext into records under the lock and writes them to the socket with
 //!   `try_write`, all of them in one vectored write where the socket takes them. Records
+//!   end at request boundaries (see [`Framing`]: memcached stalls on requests that share
+//!   a record with the end of a large value). Records
 //!   the socket did not take stay in the session, *unflushed*: the next write sends them
 //!   first, and until then [`TlsWrite::needs_flush`] says so, so that the driver (woken by
 //!   whoever left them) flushes them as soon as the socket has room
@@ -40,11 +42,13 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result, TlsErrorKind};
+use crate::protocol::framing::{Framing, RECORD};
 use crate::tls::Tls;
 
 /// Ciphertext read from the socket at a time: four full records.
 const CIPHER_READ: usize = 4 * (16 * 1024 + 256);
-/// Plaintext sealed per write at most (rustls buffers no more than 64 KiB of records).
+/// Plaintext sealed per write at most (then the records must go out before more are
+/// sealed: what waits in the session stays under this, plus a record).
 const PLAIN_WRITE: usize = 64 * 1024;
 
 /// Does the TLS handshake on `tcp` with the server at `host`.
@@ -81,9 +85,14 @@ pub(crate) async fn handshake(
 
 /// The two sides of a TLS stream whose handshake (and probe) is done.
 pub(crate) fn split(stream: TlsStream<TcpStream>) -> (TlsWrite, TlsRead) {
-    let (tcp, conn) = stream.into_inner();
+    let (tcp, mut conn) = stream.into_inner();
+    // Records are sealed whole (see `TlsWrite::try_write`, which bounds what waits).
+    conn.set_buffer_limit(None);
     let session = Arc::new(Session {
-        conn: Mutex::new(conn),
+        conn: Mutex::new(Sealing {
+            conn,
+            framing: Framing::default(),
+        }),
         unflushed: AtomicBool::new(false),
     });
     let (read, write) = tcp.into_split();
@@ -103,13 +112,20 @@ pub(crate) fn split(stream: TlsStream<TcpStream>) -> (TlsWrite, TlsRead) {
 /// The rustls session both sides share.
 #[derive(Debug)]
 struct Session {
-    conn: Mutex<ClientConnection>,
+    conn: Mutex<Sealing>,
     /// Records wait in the session that the socket has not taken yet.
     unflushed: AtomicBool,
 }
 
+/// The rustls connection, and where the requests written through it begin and end.
+#[derive(Debug)]
+struct Sealing {
+    conn: ClientConnection,
+    framing: Framing,
+}
+
 impl Session {
-    fn lock(&self) -> MutexGuard<'_, ClientConnection> {
+    fn lock(&self) -> MutexGuard<'_, Sealing> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -163,10 +179,17 @@ impl TlsWrite {
     /// `WouldBlock` when records left from before still wait for the socket.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         let socket = self.socket.as_ref();
-        let mut conn = self.session.lock();
-        self.session.flush(&mut conn, socket)?;
-        let taken = conn.writer().write(&buf[..buf.len().min(PLAIN_WRITE)])?;
-        match self.session.flush(&mut conn, socket) {
+        let mut sealing = self.session.lock();
+        let Sealing { conn, framing } = &mut *sealing;
+        self.session.flush(conn, socket)?;
+        let mut taken = 0;
+        while taken < buf.len() && taken < PLAIN_WRITE {
+            let record = framing.next_record(&buf[taken..], RECORD);
+            // One record: rustls seals each write of at most a record's size as one.
+            conn.writer().write_all(&buf[taken..taken + record])?;
+            taken += record;
+        }
+        match self.session.flush(conn, socket) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
             _ => {}
         }
@@ -182,8 +205,8 @@ impl TlsWrite {
         let socket = self.socket.as_ref();
         loop {
             {
-                let mut conn = self.session.lock();
-                match self.session.flush(&mut conn, socket) {
+                let mut sealing = self.session.lock();
+                match self.session.flush(&mut sealing.conn, socket) {
                     Ok(()) => return Poll::Ready(Ok(())),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Poll::Ready(Err(e)),
@@ -220,7 +243,7 @@ impl TlsRead {
     ) -> Poll<io::Result<usize>> {
         loop {
             // What the session decrypted already (during the handshake's last read, say).
-            match plaintext(&mut self.session.lock(), input)? {
+            match plaintext(&mut self.session.lock().conn, input)? {
                 Plain::Some(n) => return Poll::Ready(Ok(n)),
                 Plain::Closed => return Poll::Ready(Ok(0)),
                 Plain::None => {}
@@ -231,7 +254,8 @@ impl TlsRead {
             if read == 0 {
                 return Poll::Ready(Ok(0));
             }
-            let mut conn = self.session.lock();
+            let mut sealing = self.session.lock();
+            let conn = &mut sealing.conn;
             let mut rest = &self.cipher[..read];
             let mut got = 0;
             let mut closed = false;
@@ -241,10 +265,10 @@ impl TlsRead {
                 }
                 if let Err(error) = conn.process_new_packets() {
                     // rustls queued an alert for the server: sent if the socket takes it.
-                    let _ = flush(&mut conn, self.socket.as_ref());
+                    let _ = flush(conn, self.socket.as_ref());
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)));
                 }
-                match plaintext(&mut conn, input)? {
+                match plaintext(conn, input)? {
                     Plain::Some(n) => got += n,
                     Plain::Closed => closed = true,
                     Plain::None => {}
@@ -252,7 +276,7 @@ impl TlsRead {
             }
             if conn.wants_write() {
                 // An answer to a key update: sent now, or left for the driver.
-                match self.session.flush(&mut conn, self.socket.as_ref()) {
+                match self.session.flush(conn, self.socket.as_ref()) {
                     Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
                         return Poll::Ready(Err(e));
                     }
