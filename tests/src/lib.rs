@@ -13,6 +13,8 @@
 //! - [`ScriptedServer`] is a fake server that answers as a test's script says, for the faults
 //!   a real memcached will not produce (replies for the wrong request, endless replies, a
 //!   server that accepts and hangs up).
+//! - [`TestCa`] makes certificates at run time (servers valid, expired or for another name;
+//!   clients), for [`MemcachedBuilder::tls`] servers.
 //! - [`LogCapture`] keeps the `tracing` events of the code under test, to count log lines.
 //! - [`eventually`] waits for a condition (with a deadline) instead of sleeping.
 //!
@@ -31,6 +33,7 @@
 //! If the `memcached` binary is missing, [`Memcached::start`] panics and says how to install it
 //! (`apt-get install memcached`), so a test can never pass without a real server.
 
+mod certs;
 mod fault_proxy;
 mod logs;
 mod memcached;
@@ -39,6 +42,7 @@ pub mod raw;
 mod scripted;
 mod wait;
 
+pub use certs::{Issued, TestCa, LOOPBACK_NAMES};
 pub use fault_proxy::{FaultMode, FaultProxy};
 pub use logs::{LogCapture, LogLine};
 pub use memcached::{Memcached, MemcachedBuilder};
