@@ -10,7 +10,7 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
-use crate::memcached::ScratchDir;
+use crate::scratch::ScratchDir;
 
 /// The names a server certificate from [`TestCa::server`] is valid for: every loopback
 /// address a test server listens on, and `localhost`.

@@ -39,6 +39,7 @@ mod logs;
 mod memcached;
 mod nutcracker;
 pub mod raw;
+mod scratch;
 mod scripted;
 mod wait;
 

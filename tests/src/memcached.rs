@@ -8,12 +8,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::certs::{Issued, TestCa};
+use crate::scratch::ScratchDir;
 
 /// How long [`Memcached::start`] waits for a new server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -646,38 +646,6 @@ fn resolve_binary(
             ))
         }
         None => search("memcached".as_ref()).ok_or_else(|| NOT_FOUND.to_owned()),
-    }
-}
-
-/// A private temporary directory, removed on drop.
-pub(crate) struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    pub(crate) fn new() -> ScratchDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path =
-                env::temp_dir().join(format!("memcache-tests-{}-{n}-{nanos}", std::process::id()));
-            match fs::create_dir(&path) {
-                Ok(()) => return ScratchDir(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => panic!("cannot create {}: {e}", path.display()),
-            }
-        }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

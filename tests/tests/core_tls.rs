@@ -222,7 +222,7 @@ async fn requests_after_a_value_spanning_records_do_not_stall() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused_without_a_retry_storm() {
-    let (_ca, server) = tls_server();
+    let (ca, server) = tls_server();
     let stranger = TestCa::new("another CA");
     let client = Client::builder()
         .server(server.addr())
@@ -249,6 +249,14 @@ async fn an_untrusted_certificate_is_refused_without_a_retry_storm() {
         );
     }
     assert!(started.elapsed() < 2 * SECOND);
+    // The server saw a handful of handshakes for 52 calls: the backoff held them back.
+    let trusted = builder(&server, &ca, Protocol::Auto).build().unwrap();
+    let stats = trusted.stats().await.unwrap().single().unwrap();
+    let handshakes = stats.get_u64("ssl_handshake_errors").unwrap();
+    assert!(
+        (1..=6).contains(&handshakes),
+        "{handshakes} failed handshakes for 52 calls"
+    );
     // Mozilla's roots do not know the test CA either.
     let public = Client::builder()
         .server(server.addr())

@@ -222,8 +222,7 @@ impl Link {
             reuse(&mut state.out, held);
             state.out_at += held as u64;
             if stream.needs_flush() {
-                // TLS: the socket did not take every record; the driver sends the rest.
-                state.wake_driver();
+                state.wake_driver(); // TLS: records the socket did not take
             }
         } else {
             advance(&mut state, written);
@@ -560,8 +559,7 @@ impl Link {
         drop(read);
         self.let_go_of_reading();
         if flush {
-            // TLS: an answer to the server waits for the socket; the driver sends it.
-            self.lock().wake_driver();
+            self.lock().wake_driver(); // TLS: an answer for the server waits
         }
         match outcome {
             Ok(Some(response)) => Poll::Ready(Ok(response)),
@@ -627,9 +625,7 @@ impl Link {
         let read = &mut *read;
         let filled = poll_fill(&mut read.half, &mut read.input, cx);
         if read.half.as_ref().is_some_and(ReadHalf::needs_flush) {
-            // TLS: an answer to the server waits for the socket; the driver (this task)
-            // sends it on its next poll.
-            cx.waker().wake_by_ref();
+            cx.waker().wake_by_ref(); // TLS: this driver sends the answer on its next poll
         }
         match filled {
             Poll::Pending => Ok(None),

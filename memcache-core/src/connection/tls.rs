@@ -88,12 +88,14 @@ pub(crate) fn split(stream: TlsStream<TcpStream>) -> (TlsWrite, TlsRead) {
     let (tcp, mut conn) = stream.into_inner();
     // Records are sealed whole (see `TlsWrite::try_write`, which bounds what waits).
     conn.set_buffer_limit(None);
+    // Anything the handshake left unsent goes out with the first write, or the driver's.
+    let unflushed = AtomicBool::new(conn.wants_write());
     let session = Arc::new(Session {
         conn: Mutex::new(Sealing {
             conn,
             framing: Framing::default(),
         }),
-        unflushed: AtomicBool::new(false),
+        unflushed,
     });
     let (read, write) = tcp.into_split();
     (
