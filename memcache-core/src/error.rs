@@ -364,15 +364,43 @@ impl Error {
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         #[cfg(feature = "tls")]
-        if let Some(tls) = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Error::from_rustls(tls);
+        if let Some(inner) = e.get_ref() {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Error::from_rustls(tls);
+            }
+            if let Some(OpenTlsError(tls)) = inner.downcast_ref::<OpenTlsError>() {
+                return match Error::from_rustls(tls) {
+                    // Past the handshake, bytes that are not TLS are a corrupt stream.
+                    Error::Tls {
+                        kind: TlsErrorKind::NotTls,
+                        ..
+                    } => Error::Tls {
+                        kind: TlsErrorKind::Protocol,
+                        message: format!("{tls}: the connection carried bytes that are not TLS"),
+                    },
+                    other => other,
+                };
+            }
         }
         Error::Io(Arc::new(e))
     }
 }
+
+/// A rustls error met on an open connection (past the handshake), carried through the
+/// reader's `io::Error`.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct OpenTlsError(pub(crate) rustls::Error);
+
+#[cfg(feature = "tls")]
+impl fmt::Display for OpenTlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl std::error::Error for OpenTlsError {}
 
 #[cfg(feature = "tls")]
 impl Error {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use memcache_core::{
     CasOutcome, Client, ClientBuilder, Protocol, TimeoutKind, TlsConfig, TlsErrorKind,
 };
-use memcache_tests::{eventually, Memcached, TestCa, LOOPBACK_NAMES};
+use memcache_tests::{eventually, FaultMode, FaultProxy, Memcached, TestCa, LOOPBACK_NAMES};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -426,6 +426,31 @@ async fn a_killed_tls_server_and_its_return() {
     })
     .await;
     assert_eq!(client.get("k").await.unwrap().unwrap().data, "2");
+}
+
+#[tokio::test]
+async fn a_corrupt_record_closes_the_connection_with_a_tls_error() {
+    let (ca, server) = tls_server();
+    let proxy = FaultProxy::start(&server.addr());
+    let client = Client::builder()
+        .server(proxy.addr())
+        .timeout(2 * SECOND)
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .tls(TlsConfig::new().ca_pem(ca.pem()))
+        .build()
+        .unwrap();
+    assert!(client.set("k", "v").noreply(false).await.unwrap());
+    proxy.set_mode(FaultMode::Garble); // the server's records become a plain-text line
+    let error = client.get("k").await.unwrap_err();
+    assert_eq!(tls_kind(&error), TlsErrorKind::Protocol, "{error}");
+    proxy.set_mode(FaultMode::PassThrough);
+    eventually("a new TLS connection", 5 * SECOND, || async {
+        client.get("k").await.ok().flatten()
+    })
+    .await;
+    // quit over TLS, then the next call opens another connection
+    client.quit().await.unwrap().single().unwrap();
+    assert_eq!(client.get("k").await.unwrap().unwrap().data, "v");
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::error::{Error, Result, TlsErrorKind};
+use crate::error::{Error, OpenTlsError, Result, TlsErrorKind};
 use crate::protocol::framing::{Framing, RECORD};
 use crate::tls::Tls;
 
@@ -268,6 +268,7 @@ impl TlsRead {
                 if let Err(error) = conn.process_new_packets() {
                     // rustls queued an alert for the server: sent if the socket takes it.
                     let _ = flush(conn, self.socket.as_ref());
+                    let error = OpenTlsError(error);
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)));
                 }
                 match plaintext(conn, input)? {
