@@ -227,7 +227,6 @@ impl TlsWrite {
 }
 
 /// The reading side of a TLS connection, used by one reader at a time.
-#[derive(Debug)]
 pub(crate) struct TlsRead {
     socket: OwnedReadHalf,
     session: Arc<Session>,
@@ -300,6 +299,15 @@ impl TlsRead {
     #[inline]
     pub(crate) fn needs_flush(&self) -> bool {
         self.session.unflushed.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for TlsRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsRead")
+            .field("socket", &self.socket)
+            .field("session", &self.session)
+            .finish_non_exhaustive() // not the ciphertext buffer
     }
 }
 
