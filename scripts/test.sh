@@ -54,4 +54,10 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
 
+# --all-features builds memcache-core with tls; it must build, lint and pass without too.
+step "memcache-core without its features: clippy, unit and doc tests"
+cargo clippy -p memcache-core --all-targets -- -D warnings
+cargo test -p memcache-core --lib
+cargo test -p memcache-core --doc
+
 step "all checks passed"

@@ -24,6 +24,8 @@ mod peers;
 mod raw;
 mod report;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod typed;
 mod workloads;
 
@@ -73,6 +75,8 @@ pub struct Options {
     pub protocol: Protocol,
     /// `memcache-core` is built with `join_gets(true)`.
     pub join_gets: bool,
+    /// W1 and W4 also over TLS (`--tls`, feature `tls`).
+    pub tls: bool,
     /// `Some((workload, client, n))`: the callgrind mode instead of the table.
     pub callgrind: Option<(Workload, callgrind::Subject, u64)>,
 }
@@ -80,6 +84,7 @@ pub struct Options {
 const USAGE: &str = "\
 usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6,W7,W8] [--rounds N] [--round-ms MS]
                         [--runtime multi|current] [--protocol auto|classic|meta] [--join-gets]
+                        [--tls]
        memcache-benches --callgrind W1 --client ours|raw|raw-mg|raw-tokio|memcache|async-memcached
                         [--n N]
        memcache-benches --callgrind W7 --client ours|ours-ketama|raw [--n N]
@@ -95,6 +100,8 @@ usage: memcache-benches [--quick] [--only W1,W2,W3,W4,W4s,W5,W6,W7,W8] [--rounds
                 meta on memcached 1.6)
   --join-gets   memcache-core is built with join_gets(true): classic single-key gets
                 queued together share a multi-key line (with --protocol classic)
+  --tls         W1 and W4 also over TLS, to a TLS listener of the same memcached (-Z, a
+                certificate made at start); needs the feature: --features tls
   --callgrind   N gets one in flight (default 20000) for instruction counts under valgrind
                 (the async clients run on a current-thread runtime); W7: N get_many calls
                 over three servers; see BENCHMARKS.md";
@@ -108,6 +115,7 @@ fn parse_options() -> BenchResult<Options> {
         runtime: RuntimeKind::Multi,
         protocol: Protocol::Auto,
         join_gets: false,
+        tls: false,
         callgrind: None,
     };
     let mut callgrind_workload = None;
@@ -142,6 +150,14 @@ fn parse_options() -> BenchResult<Options> {
             }
             "--protocol" => options.protocol = parse_protocol(&value()?)?,
             "--join-gets" => options.join_gets = true,
+            "--tls" if cfg!(feature = "tls") => options.tls = true,
+            "--tls" => {
+                return Err(
+                    "--tls needs the feature: cargo run --release -p memcache-benches \
+                            --features tls -- --tls"
+                        .into(),
+                )
+            }
             "--callgrind" => callgrind_workload = Some(Workload::parse(&value()?)?),
             "--client" => client = Some(callgrind::Subject::parse(&value()?)?),
             "--n" => n = value()?.parse()?,
@@ -206,6 +222,20 @@ where
 }
 
 fn run(options: &Options) -> BenchResult<()> {
+    #[cfg(feature = "tls")]
+    let certs = match options.tls {
+        true => Some(tls::Certs::make()?),
+        false => None,
+    };
+    #[cfg(feature = "tls")]
+    let server = match &certs {
+        Some(certs) => {
+            let (chain, key) = certs.files();
+            Memcached::start_with_tls(Some((&chain, &key)))?
+        }
+        None => Memcached::start()?,
+    };
+    #[cfg(not(feature = "tls"))]
     let server = Memcached::start()?;
     let fixture = Arc::new(Fixture::new());
     fixture.store(server.addr())?;
@@ -237,6 +267,11 @@ fn run(options: &Options) -> BenchResult<()> {
         one_thread: current_thread_runtime()?,
         protocol: options.protocol,
         join_gets: options.join_gets,
+        #[cfg(feature = "tls")]
+        tls: match (&certs, server.tls_addr()) {
+            (Some(certs), Some(addr)) => Some((addr, certs.client_config())),
+            _ => None,
+        },
     };
     report::print_header(&server, &several, options)?;
     let mut results = Vec::new();

@@ -16,6 +16,9 @@ use crate::{run_task, BenchResult, CONCURRENCY};
 pub const LABEL: &str = "memcache-core";
 /// Its W4/W4s rows on a current-thread runtime, shown for scale (not in the targets).
 pub const LABEL_ONE_THREAD: &str = "memcache-core, current-thread runtime";
+/// Its W1/W4 rows over TLS (`--tls`), against the same memcached's TLS listener.
+#[cfg(feature = "tls")]
+pub const LABEL_TLS: &str = "memcache-core over TLS";
 
 /// A client with every setting at its default but the protocol (`--protocol`, default
 /// `auto`, the client's own default) and `join_gets` (`--join-gets`, default off, the
@@ -48,6 +51,22 @@ impl Setup {
         })
     }
 
+    /// The same client, to the TLS listener (`--tls`).
+    #[cfg(feature = "tls")]
+    fn over_tls(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Self> {
+        let (addr, tls) = cx.tls.clone().ok_or("--tls was not given")?;
+        Ok(Setup {
+            rt: Arc::clone(rt),
+            client: Client::builder()
+                .server(addr.to_string())
+                .protocol(cx.protocol)
+                .join_gets(cx.join_gets)
+                .tls(tls)
+                .build()?,
+            fixture: Arc::clone(&cx.fixture),
+        })
+    }
+
     /// A case that runs `body(client, fixture, deadline)` as one task on the runtime.
     fn case<F, Fut>(self, body: F) -> Case
     where
@@ -71,26 +90,39 @@ impl Setup {
 /// # Errors
 /// When the client cannot be built.
 pub fn get(rt: &Arc<Runtime>, cx: &Context, large: bool) -> BenchResult<Case> {
-    Ok(
-        Setup::new(rt, cx)?.case(move |client, fixture, deadline| async move {
-            let (key, expected) = if large {
-                (&fixture.large_key, &fixture.large_value)
-            } else {
-                (&fixture.small_key, &fixture.small_value)
-            };
-            let first = client.get(key.as_str()).await?;
-            check_value("get", first.as_ref().map(|v| &v.data[..]), expected)?;
-            let unit = if large { expected.len() as u64 } else { 1 };
-            let mut done = unit;
-            while Instant::now() < deadline {
-                match client.get(key.as_str()).await? {
-                    Some(value) if value.data.len() == expected.len() => done += unit,
-                    _ => return Err("get: miss or wrong length".into()),
-                }
+    get_with(Setup::new(rt, cx)?, large)
+}
+
+/// W1 over TLS (`--tls`): as [`get`], to the memcached's TLS listener.
+///
+/// # Errors
+/// When the client cannot be built.
+#[cfg(feature = "tls")]
+pub fn get_over_tls(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Case> {
+    let mut case = get_with(Setup::over_tls(rt, cx)?, false)?;
+    case.client = LABEL_TLS.to_owned();
+    Ok(case)
+}
+
+fn get_with(setup: Setup, large: bool) -> BenchResult<Case> {
+    Ok(setup.case(move |client, fixture, deadline| async move {
+        let (key, expected) = if large {
+            (&fixture.large_key, &fixture.large_value)
+        } else {
+            (&fixture.small_key, &fixture.small_value)
+        };
+        let first = client.get(key.as_str()).await?;
+        check_value("get", first.as_ref().map(|v| &v.data[..]), expected)?;
+        let unit = if large { expected.len() as u64 } else { 1 };
+        let mut done = unit;
+        while Instant::now() < deadline {
+            match client.get(key.as_str()).await? {
+                Some(value) if value.data.len() == expected.len() => done += unit,
+                _ => return Err("get: miss or wrong length".into()),
             }
-            Ok(done)
-        }),
-    )
+        }
+        Ok(done)
+    }))
 }
 
 /// W2: `set` one at a time, acknowledged (`.noreply(false)`) or with noreply, one caller
@@ -153,7 +185,19 @@ pub fn concurrent(
     cx: &Context,
     sets: bool,
 ) -> BenchResult<Case> {
-    let setup = Setup::new(rt, cx)?;
+    concurrent_with(label, Setup::new(rt, cx)?, sets)
+}
+
+/// W4 over TLS (`--tls`): as [`concurrent`] with gets, to the memcached's TLS listener.
+///
+/// # Errors
+/// When the client cannot be built.
+#[cfg(feature = "tls")]
+pub fn concurrent_over_tls(rt: &Arc<Runtime>, cx: &Context) -> BenchResult<Case> {
+    concurrent_with(LABEL_TLS, Setup::over_tls(rt, cx)?, false)
+}
+
+fn concurrent_with(label: &'static str, setup: Setup, sets: bool) -> BenchResult<Case> {
     Ok(Case::new(label, move |budget| {
         let Setup {
             rt,

@@ -130,6 +130,13 @@ pub fn print_header(
         server.version()?,
         server.addr().port()
     );
+    if let Some(tls) = server.tls_addr() {
+        println!(
+            "TLS:       the same memcached, -Z, TLS listener on loopback port {} (the rows \
+             \"memcache-core over TLS\", TLS 1.3)",
+            tls.port()
+        );
+    }
     if !several.is_empty() {
         let ports: Vec<String> = several
             .iter()

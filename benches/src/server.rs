@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Memcached {
     child: Child,
     addr: SocketAddr,
+    /// A second listener serving TLS, when started with [`Memcached::start_with_tls`].
+    tls_addr: Option<SocketAddr>,
 }
 
 impl Memcached {
@@ -27,13 +30,40 @@ impl Memcached {
     /// When the binary is missing (the message says how to install it), when it exits at
     /// once, or when it does not accept connections within 10 s.
     pub fn start() -> BenchResult<Self> {
+        Self::start_with_tls(None)
+    }
+
+    /// As [`start`](Self::start), and with `tls` (the certificate chain's and key's PEM
+    /// files) a second listener on another free port that serves TLS only (`-Z`; the first
+    /// stays plain: `-l notls:..`), so that TCP and TLS rows talk to one process.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with_tls(tls: Option<(&Path, &Path)>) -> BenchResult<Self> {
         // Ask the kernel for a free port, then hand it to memcached. Another process could
         // take it in between; on loopback, for a benchmark, that race is acceptable and
         // reported clearly if it happens.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("memcached")
-            .args(["-t", "1", "-U", "0", "-l", "127.0.0.1", "-u", "root"])
-            .args(["-p", &port.to_string()])
+        let mut command = Command::new("memcached");
+        command.args(["-t", "1", "-U", "0", "-u", "root"]);
+        let tls_port = match tls {
+            None => {
+                command.args(["-l", "127.0.0.1", "-p", &port.to_string()]);
+                None
+            }
+            Some((chain, key)) => {
+                let tls_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                let options = format!(
+                    "ssl_chain_cert={},ssl_key={}",
+                    chain.display(),
+                    key.display()
+                );
+                let listen = format!("notls:127.0.0.1:{port},127.0.0.1:{tls_port}");
+                command.args(["-Z", "-o", &options, "-l", &listen]);
+                Some(tls_port)
+            }
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -46,6 +76,7 @@ impl Memcached {
         let mut server = Memcached {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls_addr: tls_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port))),
         };
         server.wait_ready()?;
         Ok(server)
@@ -72,6 +103,11 @@ impl Memcached {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of its TLS listener, if it has one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The server's version, from its `version` command (for example `1.6.18`).

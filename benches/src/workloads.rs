@@ -60,6 +60,9 @@ pub struct Context {
     pub protocol: Protocol,
     /// `memcache-core` is built with `join_gets(true)` (`--join-gets`).
     pub join_gets: bool,
+    /// `--tls`: the memcached's TLS listener, and the client configuration that trusts it.
+    #[cfg(feature = "tls")]
+    pub tls: Option<(SocketAddr, memcache_core::TlsConfig)>,
 }
 
 /// A workload as selected on the command line.
@@ -232,11 +235,33 @@ impl Section {
         }
     }
 
-    /// The clients measured in this section, connected and ready.
+    /// The clients measured in this section, connected and ready (with `--tls`, W1 and
+    /// W4 have a row over TLS too, second).
     ///
     /// # Errors
     /// When a client cannot connect.
     pub fn cases(self, cx: &Context) -> BenchResult<Vec<Case>> {
+        let cases = self.plain_cases(cx)?;
+        #[cfg(feature = "tls")]
+        let cases = self.with_tls_rows(cases, cx)?;
+        Ok(cases)
+    }
+
+    /// With `--tls`: W1 and W4 get this client's row over TLS too, second.
+    #[cfg(feature = "tls")]
+    fn with_tls_rows(self, mut cases: Vec<Case>, cx: &Context) -> BenchResult<Vec<Case>> {
+        if cx.tls.is_some() {
+            match self {
+                Section::W1 => cases.insert(1, ours::get_over_tls(&cx.caller, cx)?),
+                Section::W4 => cases.insert(1, ours::concurrent_over_tls(&cx.multi, cx)?),
+                _ => {}
+            }
+        }
+        Ok(cases)
+    }
+
+    /// The cases over plain TCP (or a unix socket).
+    fn plain_cases(self, cx: &Context) -> BenchResult<Vec<Case>> {
         let (addr, fx) = (cx.addr, &cx.fixture);
         let small_get = Exchange::get(&fx.small_key, &fx.small_value);
         let small_mg = Exchange::meta_get(&fx.small_key, &fx.small_value);

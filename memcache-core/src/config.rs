@@ -6,6 +6,8 @@ use crate::address::{ServerAddr, ServerSpec};
 use crate::credentials::Credentials;
 use crate::error::{Error, IllegalInput, Result};
 use crate::key::KeyRules;
+#[cfg(feature = "tls")]
+use crate::tls::{Tls, TlsConfig};
 
 /// Default for [`ClientBuilder::connect_timeout`]: 1 second.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -93,6 +95,9 @@ pub(crate) struct Config {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) credentials: Option<Credentials>,
+    /// TLS for every server (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Tls>,
 }
 
 /// Builds a [`Client`](crate::Client). Every setting has a documented default; [`build`](Self::build) does
@@ -133,6 +138,8 @@ pub struct ClientBuilder {
     backoff_initial: Duration,
     backoff_max: Duration,
     credentials: Option<Credentials>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl Default for ClientBuilder {
@@ -158,6 +165,8 @@ impl Default for ClientBuilder {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             credentials: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -405,6 +414,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks TLS to every server (feature `tls`), as `config` says: which certificates
+    /// are trusted, the client certificate, the name verified (see [`TlsConfig`]). Each
+    /// new connection does the TLS handshake first, within the
+    /// [`connect_timeout`](Self::connect_timeout), then its protocol probe and login over
+    /// TLS. A failed handshake (an untrusted, expired or misnamed certificate, a server
+    /// that does not speak TLS or refuses the client) is an [`Error::Tls`] that fails the
+    /// calls waiting for the connection, unsent, and the server is retried as after any
+    /// failed connect. [`build`](Self::build) reads the PEM files and refuses bad ones;
+    /// it refuses TLS with a unix socket server too (a local socket needs no TLS, and
+    /// memcached serves TLS on TCP only). A `memcaches://` URL turns TLS on (see
+    /// [`from_url`](Self::from_url)). Default: plain TCP.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The servers as configured: each address parsed, weights and names checked (no
     /// server, a duplicate, a weight of 0 or a duplicate name is refused).
     fn server_configs(&self) -> Result<Vec<ServerConfig>> {
@@ -483,6 +510,28 @@ impl ClientBuilder {
                 self.backoff_max, self.backoff_initial
             ));
         }
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(settings) => {
+                if let Some(unix) = servers
+                    .iter()
+                    .find(|s| matches!(s.addr, ServerAddr::Unix(_)))
+                {
+                    return refuse(format!(
+                        "tls: the server {} is a unix socket; TLS is for TCP servers only",
+                        unix.addr
+                    ));
+                }
+                let tls = settings.build()?;
+                for server in &servers {
+                    if let ServerAddr::Tcp { host, .. } = &server.addr {
+                        tls.name_for(host)?;
+                    }
+                }
+                Some(tls)
+            }
+            None => None,
+        };
         let config = Config {
             servers,
             distribution: self.distribution,
@@ -503,6 +552,8 @@ impl ClientBuilder {
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
             credentials: self.credentials,
+            #[cfg(feature = "tls")]
+            tls,
         };
         Ok(config)
     }

@@ -106,6 +106,22 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     Auth(String),
 
+    /// The TLS connection to the server failed (feature `tls`, see `ClientBuilder::tls`):
+    /// its [`kind`](TlsErrorKind) says
+    /// why (an untrusted or expired certificate, a name mismatch, a server that does not
+    /// speak TLS, a server that refused the client). Failing to connect, it fails the calls
+    /// that waited for the connection without sending them, and the server is retried as
+    /// after any failed connect (backoff, or a cluster's dead-server rules): no retry storm.
+    /// On an open connection (a corrupt record, an alert) it closes the connection as any
+    /// I/O error does. See [`Error::is_tls_error`].
+    #[error("TLS: {message}")]
+    Tls {
+        /// What went wrong.
+        kind: TlsErrorKind,
+        /// The details, as rustls reports them.
+        message: String,
+    },
+
     /// With several servers: a command failed on one of them (any command: a single-key
     /// one on its key's server, a multi-key one on one of the servers it spans, a
     /// server-wide one taken together with [`PerServer::all`](crate::PerServer::all)):
@@ -143,6 +159,42 @@ impl fmt::Display for TimeoutKind {
         f.write_str(match self {
             TimeoutKind::Connect => "connecting",
             TimeoutKind::Request => "the request",
+        })
+    }
+}
+
+/// Why a TLS connection failed: see [`Error::Tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The server's certificate is not signed by a trusted CA (see `TlsConfig::ca_file`), or is otherwise unacceptable (a
+    /// bad signature, revoked, not meant for a server).
+    UntrustedCertificate,
+    /// The server's certificate is valid, but not for the name the client verifies (the
+    /// server's host, or `TlsConfig::server_name`).
+    NameMismatch,
+    /// The server's certificate has expired, or is not valid yet.
+    ExpiredCertificate,
+    /// The server answered the TLS handshake with something that is not TLS, or closed the
+    /// connection during it: most likely it speaks plain text (memcached without `-Z`).
+    NotTls,
+    /// The server refused the client with a TLS alert: it requires a client certificate
+    /// and none was sent, it does not trust the one sent, or the two share no protocol
+    /// version or cipher suite.
+    Refused,
+    /// Any other TLS failure: a corrupt or forged record, a protocol violation.
+    Protocol,
+}
+
+impl fmt::Display for TlsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsErrorKind::UntrustedCertificate => "untrusted certificate",
+            TlsErrorKind::NameMismatch => "certificate name mismatch",
+            TlsErrorKind::ExpiredCertificate => "expired certificate",
+            TlsErrorKind::NotTls => "the server does not speak TLS",
+            TlsErrorKind::Refused => "refused by the server",
+            TlsErrorKind::Protocol => "protocol error",
         })
     }
 }
@@ -253,6 +305,7 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::UnknownResponse(_)
                 | Error::ServerDown { .. }
+                | Error::Tls { .. }
         )
     }
 
@@ -265,6 +318,24 @@ impl Error {
     /// `true` when memcached's authentication failed ([`Error::Auth`]).
     pub fn is_auth_error(&self) -> bool {
         matches!(self.root(), Error::Auth(_))
+    }
+
+    /// `true` when the TLS connection failed ([`Error::Tls`]); [`Error::tls_kind`] says
+    /// why. A TLS failure is also a connection error
+    /// ([`is_connection_error`](Error::is_connection_error)).
+    pub fn is_tls_error(&self) -> bool {
+        matches!(self.root(), Error::Tls { .. })
+    }
+
+    /// Why the TLS connection failed, for an [`Error::Tls`] (inside any
+    /// [`Error::AtServer`] or [`Error::ServerDown`]: a server in backoff after a TLS
+    /// failure says so).
+    pub fn tls_kind(&self) -> Option<TlsErrorKind> {
+        match self.root() {
+            Error::Tls { kind, .. } => Some(*kind),
+            Error::ServerDown { last, .. } => last.tls_kind(),
+            _ => None,
+        }
     }
 
     /// `true` when the server answered with an error (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).
@@ -292,6 +363,91 @@ impl Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(inner) = e.get_ref() {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Error::from_rustls(tls);
+            }
+            if let Some(OpenTlsError(tls)) = inner.downcast_ref::<OpenTlsError>() {
+                return match Error::from_rustls(tls) {
+                    // Past the handshake, bytes that are not TLS are a corrupt stream.
+                    Error::Tls {
+                        kind: TlsErrorKind::NotTls,
+                        ..
+                    } => Error::Tls {
+                        kind: TlsErrorKind::Protocol,
+                        message: format!("{tls}: the connection carried bytes that are not TLS"),
+                    },
+                    other => other,
+                };
+            }
+        }
         Error::Io(Arc::new(e))
+    }
+}
+
+/// A rustls error met on an open connection (past the handshake), carried through the
+/// reader's `io::Error`.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct OpenTlsError(pub(crate) rustls::Error);
+
+#[cfg(feature = "tls")]
+impl fmt::Display for OpenTlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl std::error::Error for OpenTlsError {}
+
+#[cfg(feature = "tls")]
+impl Error {
+    /// rustls's error, classified (rustls's errors travel inside `io::Error`s through
+    /// tokio-rustls and the connection's reader).
+    pub(crate) fn from_rustls(error: &rustls::Error) -> Error {
+        use rustls::{AlertDescription as Alert, CertificateError as Cert};
+        let kind = match error {
+            rustls::Error::InvalidCertificate(cert) => match cert {
+                Cert::NotValidForName | Cert::NotValidForNameContext { .. } => {
+                    TlsErrorKind::NameMismatch
+                }
+                Cert::Expired
+                | Cert::ExpiredContext { .. }
+                | Cert::NotValidYet
+                | Cert::NotValidYetContext { .. } => TlsErrorKind::ExpiredCertificate,
+                _ => TlsErrorKind::UntrustedCertificate,
+            },
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                TlsErrorKind::NotTls
+            }
+            rustls::Error::AlertReceived(
+                Alert::CertificateRequired
+                | Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::AccessDenied
+                | Alert::HandshakeFailure
+                | Alert::ProtocolVersion
+                | Alert::InsufficientSecurity,
+            )
+            | rustls::Error::PeerIncompatible(_) => TlsErrorKind::Refused,
+            _ => TlsErrorKind::Protocol,
+        };
+        let message = match kind {
+            TlsErrorKind::NotTls => {
+                format!("{error}: the server does not speak TLS (memcached serves it with -Z)")
+            }
+            TlsErrorKind::Refused => format!(
+                "{error}: the server refused the client (does it require a client \
+                 certificate, see TlsConfig::client_cert_files, or not trust the one sent?)"
+            ),
+            _ => error.to_string(),
+        };
+        Error::Tls { kind, message }
     }
 }

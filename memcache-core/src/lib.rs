@@ -288,7 +288,7 @@
 //! |---|---|---|---|
 //! | `memcache_requests_total` | counter | `server`, `command` | requests handed to the server (`command` as the span field, plus `release_lease`, and `probe` for the client's own `version`s: a fresh connection's wait for its protocol probe, the probe of a dead server) |
 //! | `memcache_request_duration_seconds` | histogram | `server`, `command` | from handing the request over to its outcome (for noreply: until handed over) |
-//! | `memcache_errors_total` | counter | `server`, `kind` | requests that failed, by `kind`: `timeout`, `connect_timeout`, `io`, `closed`, `server_down`, `protocol`, `server_error`, `client_error`, `unknown_command`, `value_too_large`, `auth`, `address`, `illegal_input`, `other` |
+//! | `memcache_errors_total` | counter | `server`, `kind` | requests that failed, by `kind`: `timeout`, `connect_timeout`, `io`, `closed`, `server_down`, `protocol`, `server_error`, `client_error`, `unknown_command`, `value_too_large`, `auth`, `tls` (a failed handshake or TLS session: feature `tls`), `address`, `illegal_input`, `other` |
 //! | `memcache_timeouts_total` | counter | `server` | requests that timed out (connecting or waiting) |
 //! | `memcache_requests_in_flight` | gauge | `server` | requests handed over and not yet answered or given up |
 //! | `memcache_connections_opened_total` | counter | `server` | connections opened (the first, and every reconnect) |
@@ -300,6 +300,73 @@
 //! | `memcache_noreply_failures_total` | counter | `server` | quiet (noreply) meta writes the server reported as failed |
 //!
 //! Without the feature none of this is compiled.
+//!
+//! # TLS
+//!
+//! With the feature `tls` (rustls with the `ring` provider, no OpenSSL; off by default,
+//! and nothing of it is compiled when off), `ClientBuilder::tls` speaks TLS to every
+//! server, as managed services (ElastiCache serverless among them) require, and as
+//! `memcached -Z` serves it:
+//!
+//! ```
+//! # #[cfg(feature = "tls")]
+//! # fn demo() -> Result<(), memcache_core::Error> {
+//! use memcache_core::{Client, ClientBuilder, TlsConfig};
+//!
+//! // A server with a public certificate: Mozilla's roots.
+//! let public = Client::builder()
+//!     .server("cache.example.com:11211")
+//!     .tls(TlsConfig::new())
+//!     .build()?;
+//!
+//! // Your own CA, reached by IP address but verified by name, with a client certificate.
+//! # let dir = std::env::temp_dir();
+//! # let (ca, cert, key) = (dir.join("ca.pem"), dir.join("client.pem"), dir.join("client.key"));
+//! let private = Client::builder()
+//!     .servers(["10.0.0.7:11211", "10.0.0.8:11211"]) // every server speaks TLS
+//!     .tls(
+//!         TlsConfig::new()
+//!             .ca_file(&ca) // trusted instead of Mozilla's roots
+//!             .client_cert_files(&cert, &key) // mutual TLS
+//!             .server_name("cache.internal"),
+//!     )
+//!     .credentials("app", "s3cret"); // memcached -Y, over TLS
+//! # let _ = (public, private);
+//!
+//! // The same from a URL: memcaches:// turns TLS on.
+//! let from_url = ClientBuilder::from_url("memcaches://cache.example.com:11211/?timeout=200ms")?;
+//! # let _ = from_url;
+//! # Ok(()) }
+//! ```
+//!
+//! - **What is trusted**: see `TlsConfig` (feature `tls`): added CAs
+//!   (PEM files or bytes), Mozilla's roots, the platform's store, or your own
+//!   `rustls::ClientConfig` (`memcache_core::rustls` is re-exported). Each server's host
+//!   is the name verified (an IP address as an IP address) unless `server_name` says
+//!   otherwise. [`ClientBuilder::build`] reads the PEM files and refuses bad PEM, a bad
+//!   key, an invalid name, and TLS with a unix socket server (memcached serves TLS on TCP
+//!   only, and a local socket needs none).
+//! - **Each new connection** does the TLS handshake within the
+//!   [`connect_timeout`](ClientBuilder::connect_timeout) (a handshake slower than that is
+//!   [`Error::Timeout`] of kind [`TimeoutKind::Connect`]), then its protocol probe and
+//!   login over TLS.
+//! - **Failures are typed**: [`Error::Tls`] with a [`TlsErrorKind`]
+//!   ([`Error::is_tls_error`], [`Error::tls_kind`]): an untrusted certificate, a name
+//!   mismatch, an expired certificate, a server that does not speak TLS (memcached without
+//!   `-Z`, found at once), a server that refuses the client (no client certificate, or one
+//!   it does not trust; in TLS 1.3 found at the first read, still on connecting). As any
+//!   failed connect, they fail the calls waiting for the connection without sending them,
+//!   and put the server in backoff (or count toward a cluster's dead-server rules): no
+//!   half-open connection, no retry storm. A plain client against a TLS server fails at
+//!   once too: the server resets the connection at the protocol probe, and the error says
+//!   so.
+//! - **Pipelining is the same**: many tasks share one TLS connection per server, and a
+//!   caller alone on the connection still writes its request and reads its reply itself.
+//!   Both sides share the rustls session under a lock taken once per write and once per
+//!   read; records the socket could not take at once are sent by the connection's driver.
+//!   Records end at request boundaries: memcached (1.6.18 at least) leaves requests that
+//!   share a TLS record with the end of a large value unanswered until more bytes come.
+//!   BENCHMARKS.md measures TLS beside plain TCP.
 //!
 //! # Pipelining
 //!
@@ -355,7 +422,7 @@
 //!
 //! One error type, [`Error`], with predicates ([`Error::is_timeout`],
 //! [`Error::is_connection_error`], [`Error::is_server_down`], [`Error::is_server_error`],
-//! [`Error::is_illegal_input`]).
+//! [`Error::is_illegal_input`], [`Error::is_auth_error`], [`Error::is_tls_error`]).
 //! The variants follow pymemcache's exceptions:
 //!
 //! | pymemcache | `Error` |
@@ -370,6 +437,7 @@
 //! | `socket.error` | [`Error::Io`] |
 //! | (none: calls to a server in backoff, or dead) | [`Error::ServerDown`] |
 //! | (none: a refused login) | [`Error::Auth`] |
+//! | (none: a failed TLS connection, feature `tls`) | [`Error::Tls`] |
 //!
 //! [`Error::ValueTooLarge`] (a value over the client's limit) fails its call alone; the
 //! connection stays. With several servers an error from one of them is wrapped in
@@ -389,6 +457,8 @@ mod key;
 mod metrics;
 mod protocol;
 mod ring;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 mod value;
 
@@ -411,6 +481,15 @@ pub use config::{
     DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, MAX_VALUE_SIZE_LIMIT,
 };
 pub use connection::ServerState;
-pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind};
+pub use error::{Error, IllegalInput, KeyRule, Result, TimeoutKind, TlsErrorKind};
 pub use key::MAX_KEY_LEN;
 pub use value::{CasOutcome, CasToken, Lease, Stats, Value};
+
+/// The rustls this crate is built with (feature `tls`), for
+/// [`TlsConfig::from_rustls`]: build your `rustls::ClientConfig` with this version.
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use rustls;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;

@@ -134,6 +134,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::ServerDown { .. } => "server_down",
         Error::Auth(_) => "auth",
         Error::Address { .. } => "address",
+        Error::Tls { .. } => "tls",
         _ => "other",
     }
 }
@@ -147,7 +148,7 @@ mod on {
     use crate::error::{Error, Result};
 
     /// The error kinds of [`error_kind`], registered up front.
-    const KINDS: [&str; 14] = [
+    const KINDS: [&str; 15] = [
         "unknown_command",
         "client_error",
         "server_error",
@@ -161,6 +162,7 @@ mod on {
         "server_down",
         "auth",
         "address",
+        "tls",
         "other",
     ];
 

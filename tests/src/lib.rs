@@ -16,6 +16,8 @@
 //! - [`Python`] runs scripts in a Python interpreter with pymemcache, to check what a Python
 //!   service reads and writes (it fails the test, saying how to install pymemcache, when
 //!   there is none).
+//! - [`TestCa`] makes certificates at run time (servers valid, expired or for another name;
+//!   clients), for [`MemcachedBuilder::tls`] servers.
 //! - [`LogCapture`] keeps the `tracing` events of the code under test, to count log lines.
 //! - [`eventually`] waits for a condition (with a deadline) instead of sleeping.
 //!
@@ -34,6 +36,7 @@
 //! If the `memcached` binary is missing, [`Memcached::start`] panics and says how to install it
 //! (`apt-get install memcached`), so a test can never pass without a real server.
 
+mod certs;
 mod fault_proxy;
 mod logs;
 mod memcached;
@@ -41,9 +44,11 @@ mod nutcracker;
 mod python;
 pub mod raw;
 mod recorder;
+mod scratch;
 mod scripted;
 mod wait;
 
+pub use certs::{Issued, TestCa, LOOPBACK_NAMES};
 pub use fault_proxy::{FaultMode, FaultProxy};
 pub use logs::{LogCapture, LogLine, SpanLine};
 pub use memcached::{Memcached, MemcachedBuilder};

@@ -8,10 +8,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::certs::{Issued, TestCa};
+use crate::scratch::ScratchDir;
 
 /// How long [`Memcached::start`] waits for a new server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +50,8 @@ pub struct Memcached {
     socket_path: Option<PathBuf>,
     /// Listening on `[::1]` instead of `127.0.0.1`.
     ipv6: bool,
+    /// Serving TLS only.
+    tls: bool,
     dir: ScratchDir,
     state: Mutex<State>,
 }
@@ -75,6 +79,10 @@ pub struct MemcachedBuilder {
     ipv6: bool,
     /// `user:password` lines of an authfile (`-Y`).
     users: Vec<(String, String)>,
+    /// The server's certificate and key (`-Z`).
+    tls: Option<Issued>,
+    /// The CA whose client certificates it requires (`ssl_verify_mode=2`).
+    client_ca: Option<String>,
 }
 
 impl MemcachedBuilder {
@@ -132,6 +140,22 @@ impl MemcachedBuilder {
         self
     }
 
+    /// Serves TLS only (`-Z -o ssl_chain_cert=..,ssl_key=..`) with this certificate (see
+    /// [`TestCa::server`]); copied into the server's directory, so it outlives its CA.
+    /// [`Memcached::addr`] is the same; a plain client is refused. (The server's readiness
+    /// is then a TCP connect, not a `version`.)
+    pub fn tls(mut self, cert: &Issued) -> Self {
+        self.tls = Some(cert.clone());
+        self
+    }
+
+    /// With [`tls`](Self::tls): requires every client to show a certificate issued by
+    /// `ca` (`ssl_ca_cert=..,ssl_verify_mode=2`).
+    pub fn require_client_cert(mut self, ca: &TestCa) -> Self {
+        self.client_ca = Some(ca.pem());
+        self
+    }
+
     /// Listens on a unix socket (`-s <path>`) in a private temporary directory instead of TCP.
     ///
     /// memcached turns TCP off when it listens on a unix socket: use
@@ -184,6 +208,26 @@ impl MemcachedBuilder {
             fs::write(&authfile, lines).expect("writing the memcached authfile");
             common_args.extend(["-Y".into(), authfile.into_os_string()]);
         }
+        if let Some(cert) = &self.tls {
+            let chain = dir.path().join("server-cert.pem");
+            let key = dir.path().join("server-key.pem");
+            fs::write(&chain, &cert.cert_pem).expect("writing the server certificate");
+            fs::write(&key, &cert.key_pem).expect("writing the server key");
+            let mut options = format!(
+                "ssl_chain_cert={},ssl_key={}",
+                chain.display(),
+                key.display()
+            );
+            if let Some(ca) = &self.client_ca {
+                let ca_file = dir.path().join("client-ca.pem");
+                fs::write(&ca_file, ca).expect("writing the client CA");
+                options.push_str(&format!(
+                    ",ssl_ca_cert={},ssl_verify_mode=2",
+                    ca_file.display()
+                ));
+            }
+            common_args.extend(["-Z".into(), "-o".into(), options.into()]);
+        }
         common_args.extend(self.extra_args);
 
         let socket_path = self.unix_socket.then(|| dir.path().join("memcached.sock"));
@@ -192,6 +236,7 @@ impl MemcachedBuilder {
             common_args,
             socket_path,
             ipv6: self.ipv6,
+            tls: self.tls.is_some(),
             dir,
             state: Mutex::new(State {
                 child: None,
@@ -380,7 +425,7 @@ impl Memcached {
             let ready = match &self.socket_path {
                 Some(path) => path.exists() && unix_answers(path),
                 None => match read_port(&port_file, self.ipv6) {
-                    Some(port) if tcp_answers(port, self.ipv6) => {
+                    Some(port) if tcp_answers(port, self.ipv6, self.tls) => {
                         state.port = Some(port);
                         true
                     }
@@ -502,13 +547,15 @@ fn read_port(port_file: &Path, ipv6: bool) -> Option<u16> {
         .and_then(|port| port.trim().parse().ok())
 }
 
-fn tcp_answers(port: u16, ipv6: bool) -> bool {
+/// Whether the server answers `version` (a TLS server: accepts a connection).
+fn tcp_answers(port: u16, ipv6: bool, tls: bool) -> bool {
     let addr = if ipv6 {
         SocketAddr::from((Ipv6Addr::LOCALHOST, port))
     } else {
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     };
     match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Ok(_) if tls => true,
         Ok(stream) => answers_version(stream),
         Err(_) => false,
     }
@@ -599,38 +646,6 @@ fn resolve_binary(
             ))
         }
         None => search("memcached".as_ref()).ok_or_else(|| NOT_FOUND.to_owned()),
-    }
-}
-
-/// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> ScratchDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path =
-                env::temp_dir().join(format!("memcache-tests-{}-{n}-{nanos}", std::process::id()));
-            match fs::create_dir(&path) {
-                Ok(()) => return ScratchDir(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => panic!("cannot create {}: {e}", path.display()),
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -151,6 +151,14 @@ impl Driver {
                     self.link.shared.room.notify_waiters();
                 }
                 if !taken {
+                    if self.stream.needs_flush() {
+                        // TLS: records a write left in the stream (a caller's, this task's
+                        // or a reader's) go out as the socket takes them; `Pending` has
+                        // registered for its room.
+                        if let Poll::Ready(Err(e)) = self.stream.poll_write_ready(cx) {
+                            return Err(e.into());
+                        }
+                    }
                     return Ok(wrote);
                 }
                 self.batch_held = self.batch.len();

@@ -13,6 +13,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 
+/// The protocol probe: `mn`, padded to six bytes with spaces (which memcached and
+/// twemproxy read as plain `mn`). A server that requires TLS waits for the five bytes of a
+/// record header before it decides; with six it finds plain text at once and resets the
+/// connection, so a plain client fails at once instead of at the connect timeout.
+const PROBE: &[u8] = b"mn  \r\n";
+
 /// The longest line a handshake reads.
 const LINE_MAX: usize = 256;
 
@@ -41,8 +47,10 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     probe: bool,
     credentials: Option<&Credentials>,
 ) -> Result<Outcome> {
-    let ask: &[u8] = if probe { b"mn\r\n" } else { b"version\r\n" };
+    let ask: &[u8] = if probe { PROBE } else { b"version\r\n" };
     stream.write_all(ask).await?;
+    // A TLS stream may still hold the bytes: they must go out before the reply is read.
+    stream.flush().await?;
     let mut lines = Lines::default();
     let Some(first) = lines.next(stream).await? else {
         return if probe {
@@ -65,9 +73,10 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut login = credentials.login_request();
     if probe {
-        login.extend_from_slice(b"mn\r\n");
+        login.extend_from_slice(PROBE);
     }
     stream.write_all(&login).await?;
+    stream.flush().await?;
     match lines.next(stream).await? {
         Some(line) if line == b"STORED\r\n" => {}
         Some(line) => {
@@ -175,7 +184,7 @@ mod tests {
         let credentials = alice();
         let (outcome, written) = run(true, Some(&credentials), &[b"MN\r\n"]).await;
         assert_eq!(outcome.unwrap(), Outcome::Ready(Some(true)));
-        assert_eq!(written, b"mn\r\n");
+        assert_eq!(written, PROBE);
         let (outcome, written) = run(false, Some(&credentials), &[b"VERSION 1.6.18\r\n"]).await;
         assert_eq!(outcome.unwrap(), Outcome::Ready(None));
         assert_eq!(written, b"version\r\n");
@@ -189,7 +198,7 @@ mod tests {
         assert_eq!(outcome.unwrap(), Outcome::Ready(Some(true)));
         assert_eq!(
             written,
-            b"mn\r\nset auth 0 0 12\r\nalice s3cret\r\nmn\r\n".as_slice()
+            b"mn  \r\nset auth 0 0 12\r\nalice s3cret\r\nmn  \r\n".as_slice()
         );
     }
 

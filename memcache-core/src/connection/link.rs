@@ -223,6 +223,9 @@ impl Link {
             let held = state.out.len();
             reuse(&mut state.out, held);
             state.out_at += held as u64;
+            if stream.needs_flush() {
+                state.wake_driver(); // TLS: records the socket did not take
+            }
         } else {
             advance(&mut state, written);
             state.wake_driver();
@@ -561,8 +564,12 @@ impl Link {
                 Poll::Ready(Err(e)) => break Err(e.into()),
             }
         };
+        let flush = read.half.as_ref().is_some_and(ReadHalf::needs_flush);
         drop(read);
         self.let_go_of_reading();
+        if flush {
+            self.lock().wake_driver(); // TLS: an answer for the server waits
+        }
         match outcome {
             Ok(Some(response)) => Poll::Ready(Ok(response)),
             Ok(None) => Poll::Pending,
@@ -625,7 +632,11 @@ impl Link {
         // The driver reads now: nobody needs to wake it for that.
         self.read_wanted.store(false, Ordering::Relaxed);
         let read = &mut *read;
-        match poll_fill(&mut read.half, &mut read.input, cx) {
+        let filled = poll_fill(&mut read.half, &mut read.input, cx);
+        if read.half.as_ref().is_some_and(ReadHalf::needs_flush) {
+            cx.waker().wake_by_ref(); // TLS: this driver sends the answer on its next poll
+        }
+        match filled {
             Poll::Pending => Ok(None),
             Poll::Ready(Ok(0)) => Err(Error::UnexpectedClose),
             Poll::Ready(Ok(bytes)) => {

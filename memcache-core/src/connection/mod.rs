@@ -1,6 +1,7 @@
 //! One server: the connection its callers share, and how it is kept.
 //!
-//! - [`transport`]: the byte streams (TCP, unix sockets) and opening them.
+//! - [`transport`]: the byte streams (TCP, unix sockets, and TLS in `tls`) and opening
+//!   them.
 //! - [`pending`] and [`queue`]: what waits to be written and what waits for a reply.
 //! - [`link`]: one connection's shared state: callers queue requests and, when alone, read
 //!   their own replies; whoever reads hands each reply to its caller.
@@ -31,6 +32,8 @@ mod pending;
 mod queue;
 mod reply;
 mod shared;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 use std::sync::atomic::Ordering;

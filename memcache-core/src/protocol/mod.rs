@@ -4,6 +4,8 @@
 //! including responses split at every byte boundary.
 
 pub mod decode;
+#[cfg(feature = "tls")]
+pub(crate) mod framing;
 pub mod lineup;
 pub mod parse;
 pub mod request;

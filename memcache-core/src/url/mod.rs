@@ -2,10 +2,14 @@
 //! [`ClientBuilder`]. The URL only parses: what [`ClientBuilder::build`] checks (duplicate
 //! servers and node names, zero timeouts, ranges, the key prefix) it still checks.
 
+#[cfg(feature = "tls")]
+mod tls;
 mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::str::FromStr;
 
@@ -96,7 +100,7 @@ impl ClientBuilder {
     ///
     /// ```text
     /// url         = scheme "://" authority [ path ] [ "?" query ]
-    /// scheme      = "memcache"                         ; in any case
+    /// scheme      = "memcache" / "memcaches"           ; in any case; memcaches: TLS
     /// authority   = [ user ":" password "@" ] servers  ; credentials, percent-encoded
     /// servers     = server *( "," server )             ; empty only before a socket path
     /// server      = host [ ":" port [ ":" weight ] ]
@@ -129,6 +133,11 @@ impl ClientBuilder {
     ///   case; parameter names and duration units are exact.
     /// - **Nowhere** may the URL hold whitespace or control characters (percent-encode
     ///   them), a fragment (`#..`), a parameter twice, or an unknown parameter.
+    /// - **TLS** (feature `tls`): `memcaches://` speaks TLS to every server, as
+    ///   `ClientBuilder::tls` with a `TlsConfig` that the `tls_*`
+    ///   parameters set (Mozilla's roots when none): `memcaches://cache-a,cache-b/?tls_ca_file=%2Fetc%2Fca.pem`.
+    ///   The `tls_*` parameters need `memcaches://`; without the feature, `memcaches://`
+    ///   is refused.
     /// - **Credentials** for memcached's authentication
     ///   ([`credentials`](Self::credentials)) go before the servers, percent-encoded:
     ///   `memcache://alice:s3cret@cache-a,cache-b/`.
@@ -150,6 +159,10 @@ impl ClientBuilder {
     /// | `protocol` | `auto`, `classic` or `meta` ([`Protocol`]) |
     /// | `distribution` | `rendezvous` or `ketama` ([`Distribution`]) |
     /// | `names` | node names, comma-separated, one per server in order (each percent-decoded) |
+    /// | `tls_ca_file` | a PEM file of CAs to trust (`TlsConfig::ca_file`) |
+    /// | `tls_server_name` | the name to verify (`TlsConfig::server_name`) |
+    /// | `tls_cert_file`, `tls_key_file` | the client certificate and its key, both or neither (`TlsConfig::client_cert_files`) |
+    /// | `tls_webpki_roots`, `tls_platform_roots` | a boolean (`TlsConfig::webpki_roots`, `TlsConfig::platform_roots`) |
     ///
     /// - A *duration* is a number with a unit: `ns`, `us`, `ms`, `s`, `m` (minutes), `h`;
     ///   `200ms`, `1.5s` (at most nine digits after the point). A bare number, even `0`, is
@@ -163,7 +176,7 @@ impl ClientBuilder {
     ///
     /// [`Error::IllegalInput`] with [`IllegalInput::Url`], which names the part that is wrong
     /// (`scheme`, `authority`, `server "h:x"`, `path`, `query parameter "timeout"`,
-    /// `fragment`) and why: a scheme other than `memcache`, an empty server entry, a bad
+    /// `fragment`) and why: a scheme other than `memcache` or `memcaches`, an empty server entry, a bad
     /// host, port or weight (weight 0 included), a bad percent-escape, text that is not
     /// UTF-8 once decoded, an unknown or repeated parameter, a bad value, a `names` count
     /// that is not the server count. Settings that parse but are out of range (a zero
@@ -189,7 +202,7 @@ impl ClientBuilder {
     /// # Ok::<(), memcache_core::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<ClientBuilder> {
-        let rest = after_scheme(url)?;
+        let (secure, rest) = after_scheme(url)?;
         if let Some(at) = rest.find('#') {
             let fragment: String = rest[at..].chars().take(20).collect();
             return Err(refuse(
@@ -209,6 +222,8 @@ impl ClientBuilder {
         let mut builder = ClientBuilder::new();
         let mut names = None;
         let mut seen: Vec<&str> = Vec::new();
+        #[cfg(feature = "tls")]
+        let mut tls = secure.then(tls::TlsParams::default);
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let Some((name, value)) = pair.split_once('=') else {
                 return Err(refuse(
@@ -216,6 +231,20 @@ impl ClientBuilder {
                     format!("has no value (write {pair}=..)"),
                 ));
             };
+            if name.starts_with("tls_") {
+                if seen.contains(&name) {
+                    return Err(refuse(parameter(name), "is given twice"));
+                }
+                seen.push(name);
+                tls_parameter(
+                    #[cfg(feature = "tls")]
+                    &mut tls,
+                    name,
+                    value,
+                )
+                .map_err(|reason| refuse(parameter(name), reason))?;
+                continue;
+            }
             if !PARAMETERS.contains(&name) {
                 return Err(refuse(
                     parameter(name),
@@ -230,6 +259,14 @@ impl ClientBuilder {
                 .map_err(|reason| refuse(parameter(name), reason))?;
         }
         let builder = add_servers(builder, servers, names)?;
+        #[cfg(feature = "tls")]
+        let builder = match tls.map(tls::TlsParams::finish) {
+            Some(Ok(config)) => builder.tls(config),
+            Some(Err((name, reason))) => return Err(refuse(parameter(name), reason)),
+            None => builder,
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = secure; // refused by `after_scheme` without the feature
         Ok(match credentials {
             Some((user, password)) => builder.credentials(user, password),
             None => builder,
@@ -270,27 +307,64 @@ impl FromStr for ClientBuilder {
     }
 }
 
-/// The URL after `memcache://`.
-fn after_scheme(url: &str) -> Result<&str> {
+/// Whether the scheme is `memcaches` (TLS), and the URL after `memcache://`.
+fn after_scheme(url: &str) -> Result<(bool, &str)> {
     let Some((scheme, rest)) = url.split_once(':') else {
         return Err(refuse(
             "scheme",
             "missing: a client URL starts with memcache://",
         ));
     };
-    if !scheme.eq_ignore_ascii_case("memcache") {
+    let secure = scheme.eq_ignore_ascii_case("memcaches");
+    if !secure && !scheme.eq_ignore_ascii_case("memcache") {
         let shown: String = scheme.chars().take(40).collect();
         return Err(refuse(
             "scheme",
-            format!("{shown:?} is not memcache (a client URL starts with memcache://)"),
+            format!(
+                "{shown:?} is not memcache or memcaches (a client URL starts with memcache://, \
+                 or memcaches:// for TLS)"
+            ),
         ));
     }
-    rest.strip_prefix("//").ok_or_else(|| {
-        refuse(
+    if secure && cfg!(not(feature = "tls")) {
+        return Err(refuse(
             "scheme",
-            "memcache: is followed by // (memcache://host:port)",
-        )
-    })
+            "memcaches:// (TLS) needs memcache-core's feature \"tls\"",
+        ));
+    }
+    match rest.strip_prefix("//") {
+        Some(rest) => Ok((secure, rest)),
+        None => Err(refuse(
+            "scheme",
+            format!("{scheme}: is followed by // ({scheme}://host:port)"),
+        )),
+    }
+}
+
+/// Applies a `tls_*` parameter: to the TLS settings of a `memcaches://` URL.
+fn tls_parameter(
+    #[cfg(feature = "tls")] tls: &mut Option<tls::TlsParams>,
+    name: &str,
+    raw: &str,
+) -> value::Parsed<()> {
+    #[cfg(feature = "tls")]
+    {
+        if !tls::PARAMETERS.contains(&name) {
+            return Err(format!(
+                "is unknown (known: {})",
+                tls::PARAMETERS.join(", ")
+            ));
+        }
+        match tls {
+            Some(tls) => tls.apply(name, raw),
+            None => Err("is for TLS: the URL starts with memcaches://".into()),
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (name, raw);
+        Err("is for TLS, which needs memcache-core's feature \"tls\"".into())
+    }
 }
 
 /// Refuses whitespace and control characters in a part of the URL as written.
