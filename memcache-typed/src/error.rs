@@ -66,7 +66,7 @@ pub enum Error {
     /// anything is sent.
     #[error(
         "invalid key prefix {prefix:?}: a prefix {}",
-        crate::key::prefix_problem(.prefix).unwrap_or("must follow the prefix rules")
+        crate::prefix::prefix_problem(.prefix).unwrap_or("must follow the prefix rules")
     )]
     InvalidPrefix {
         /// The offending prefix.

@@ -94,6 +94,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::prefix::prefix_problem;
 
 /// The longest key memcached accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
@@ -237,9 +238,7 @@ pub fn full_key<K: CacheKey + ?Sized>(
     Ok(hashed)
 }
 
-/// The longest key prefix accepted, in bytes: a memcached key is at most 250 bytes, and a
-/// [hashed](self#long-keys) key needs 46 of them after the prefix and its `:`.
-pub const MAX_PREFIX_LEN: usize = 200;
+pub use crate::prefix::MAX_PREFIX_LEN;
 
 /// Checks a key prefix against the rules every typed cache applies, and that
 /// `#[derive(Cacheable)]` applies at compile time: not empty, printable ASCII
@@ -264,28 +263,6 @@ pub fn check_prefix(prefix: &str) -> Result<(), Error> {
         Some(_) => Err(Error::InvalidPrefix {
             prefix: prefix.to_owned(),
         }),
-    }
-}
-
-/// Which rule of [`check_prefix`] `prefix` breaks, as a phrase ("must ..."), if any.
-///
-/// The derive (`memcache-derive`'s `valid::prefix_problem`) applies the same rules at compile
-/// time; a test there checks that both accept exactly the same prefixes.
-pub(crate) fn prefix_problem(prefix: &str) -> Option<&'static str> {
-    if prefix.is_empty() {
-        Some("must not be empty")
-    } else if prefix.chars().any(char::is_whitespace) {
-        Some("must not contain whitespace")
-    } else if prefix.chars().any(char::is_control) {
-        Some("must not contain control characters")
-    } else if !prefix.is_ascii() {
-        Some("must be ASCII")
-    } else if prefix.contains(':') {
-        Some("must not contain `:`, which separates the prefix from the key")
-    } else if prefix.len() > MAX_PREFIX_LEN {
-        Some("must be at most 200 bytes")
-    } else {
-        None
     }
 }
 

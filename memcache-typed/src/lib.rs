@@ -320,6 +320,7 @@ mod engine;
 mod error;
 pub mod key;
 mod keyed_cache;
+mod prefix;
 mod read_through;
 mod single_flight;
 mod stats;
