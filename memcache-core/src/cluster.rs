@@ -1,6 +1,6 @@
 //! The servers of a client, their health, and where each key lives: single-key commands go
 //! to their key's server ([`Cluster::route`]); multi-key commands are split into one group
-//! per server ([`Cluster::group`]); server-wide commands run on every server and answer
+//! per server ([`Cluster::split`]); server-wide commands run on every server and answer
 //! with one result each ([`PerServer`]).
 //!
 //! With one server nothing is hashed. With several, a key's server is given by the
